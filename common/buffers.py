@@ -1,0 +1,228 @@
+"""Replay buffers in the reference file formats (DESIGN §5, §6).
+
+`ReplayBuffer` stores whole (s, a, s', r, not_done) rows: vector states and MinAtar images.
+`FrameStackBuffer` stores one uint8 frame per transition and rebuilds the Atari frame stacks at
+sample time. Both sample uniformly with a `numpy.random.Generator`, gather with batched indexing
+(no Python loop over samples) and return a `Batch` of float tensors on the training device.
+"""
+from __future__ import annotations
+
+import glob
+import os
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from common.errors import UserError
+from common.io import atomic_save_npy
+
+
+class Batch(NamedTuple):
+    state: torch.Tensor       # (B, *state_shape) float32
+    action: torch.Tensor      # (B, 1) int64 (discrete) or (B, action_dim) float32
+    next_state: torch.Tensor  # (B, *state_shape) float32
+    reward: torch.Tensor      # (B, 1) float32
+    not_done: torch.Tensor    # (B, 1) float32, 0 at true terminals only
+
+
+def _require(prefix: str, suffixes: list[str], how_to_create: str) -> None:
+    missing = [s for s in suffixes if not os.path.exists(f"{prefix}_{s}.npy")]
+    if missing:
+        raise UserError(f"no replay buffer at {prefix}_*.npy (missing {', '.join(missing)}); "
+                        f"create it with: {how_to_create}")
+
+
+class ReplayBuffer:
+    """A circular buffer of whole transitions (vector states, MinAtar images, continuous actions).
+
+    Files: ``{prefix}_{state,action,next_state,reward,not_done}.npy`` and ``{prefix}_ptr.npy``,
+    as written by the reference code, whose buffers load here unchanged.
+    """
+
+    def __init__(self, state_shape, capacity: int, batch_size: int, device, rng: np.random.Generator,
+                 state_dtype=np.float32, action_shape=(1,), action_dtype=np.int64):
+        self.capacity, self.batch_size, self.device, self.rng = int(capacity), int(batch_size), device, rng
+        self.state = np.empty((self.capacity, *state_shape), dtype=state_dtype)
+        self.next_state = np.empty_like(self.state)
+        self.action = np.empty((self.capacity, *action_shape), dtype=action_dtype)
+        self.reward = np.empty((self.capacity, 1), dtype=np.float32)
+        self.not_done = np.empty((self.capacity, 1), dtype=np.float32)
+        self.ptr = 0
+        self.size = 0
+
+    def add(self, state, action, next_state, reward, not_done, first_timestep=False) -> None:
+        i = self.ptr
+        self.state[i], self.action[i], self.next_state[i] = state, action, next_state
+        self.reward[i], self.not_done[i] = reward, not_done
+        self.ptr = (self.ptr + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, batch_size: int | None = None) -> Batch:
+        if self.size == 0:
+            raise RuntimeError("cannot sample from an empty replay buffer")
+        ind = self.rng.integers(0, self.size, batch_size or self.batch_size)
+        return Batch(*(self._to_device(a[ind]) for a in
+                       (self.state, self.action, self.next_state, self.reward, self.not_done)))
+
+    def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(array).to(self.device, non_blocking=True)
+        return tensor if tensor.dtype == torch.int64 else tensor.float()
+
+    def save(self, prefix: str) -> list[str]:
+        """Write the reference files (each atomically); returns the paths written."""
+        n = self.size
+        paths = [atomic_save_npy(f"{prefix}_{name}.npy", getattr(self, name)[:n])
+                 for name in ("state", "action", "next_state", "reward", "not_done")]
+        paths.append(atomic_save_npy(f"{prefix}_ptr.npy", np.array(self.ptr)))
+        return paths
+
+    def load(self, prefix: str, how_to_create: str = "python main.py --generate_buffer") -> None:
+        names = ("state", "action", "next_state", "reward", "not_done")
+        _require(prefix, [*names, "ptr"], how_to_create)
+        arrays = {name: np.load(f"{prefix}_{name}.npy") for name in names}
+        n = arrays["reward"].shape[0]
+        if arrays["state"].shape[1:] != self.state.shape[1:]:
+            raise UserError(f"buffer {prefix} holds states of shape {arrays['state'].shape[1:]}, but this env's "
+                            f"states have shape {self.state.shape[1:]}: was it generated for another env?")
+        if n > self.capacity:
+            self.__init__(self.state.shape[1:], n, self.batch_size, self.device, self.rng,
+                          self.state.dtype, self.action.shape[1:], self.action.dtype)
+        for name, array in arrays.items():
+            getattr(self, name)[:n] = array.reshape(getattr(self, name)[:n].shape)
+        self.size = n
+        self.ptr = int(np.load(f"{prefix}_ptr.npy")) % self.capacity
+
+
+def stack_mask(first: np.ndarray) -> np.ndarray:
+    """Which frames of a stack belong to the stack's episode.
+
+    ``first[b, h]`` is the first-timestep flag of the frame at stack position h (0 = newest).
+    The frame at position h is kept iff none of the newer positions 0..h-1 starts an episode.
+    """
+    keep = np.ones(first.shape, dtype=np.float32)
+    keep[:, 1:] = np.cumprod(1.0 - first[:, :-1], axis=1)
+    return keep
+
+
+class FrameStackBuffer:
+    """Atari replay: one uint8 frame per transition, stacks rebuilt at sample time (DESIGN §5).
+
+    Index i holds the newest frame of s_i. Then s_i = frames [i, i-1, ..., i-H+1] and
+    s'_i = frames [i+1, i, ..., i-H+2], with every frame older than its stack's episode start
+    zeroed, and indices wrapping around when the buffer is full. An index is never sampled when
+    its s' frame is not stored (the step that ended in a truncation, whose successor row already
+    belongs to the next episode; the newest row) or when its stack would cross the write pointer
+    (mixing the newest and the oldest data after a wrap-around).
+
+    Files (reference format): ``{prefix}_{action,reward,not_done,first_timestep}.npy``,
+    ``{prefix}_replay_info.npy`` = [ptr, chunk] and the frames in chunks ``{prefix}_state_{end}.npy``
+    covering rows [0, size] (size + 1 rows, the last one padding, as the reference writes it).
+    """
+
+    def __init__(self, state_shape, capacity: int, batch_size: int, device, rng: np.random.Generator,
+                 storage_device="cpu"):
+        self.history, *frame_shape = state_shape
+        self.capacity, self.batch_size, self.device, self.rng = int(capacity), int(batch_size), device, rng
+        # torch.empty does not touch the pages: a 1M-frame buffer costs memory only as it fills.
+        self.frames = torch.empty((self.capacity, *frame_shape), dtype=torch.uint8, device=storage_device)
+        self.action = np.zeros((self.capacity, 1), dtype=np.int64)
+        self.reward = np.zeros((self.capacity, 1), dtype=np.float32)
+        self.not_done = np.zeros((self.capacity, 1), dtype=np.float32)
+        self.first_timestep = np.zeros(self.capacity, dtype=np.uint8)
+        self.ptr = 0
+        self.size = 0
+        self.wrapped = False  # has the write pointer come back to 0 (old data lies after it)?
+
+    def add(self, state, action, next_state, reward, not_done, first_timestep) -> None:
+        i = self.ptr
+        self.frames[i] = torch.as_tensor(state[0])
+        self.action[i], self.reward[i], self.not_done[i] = action, reward, not_done
+        self.first_timestep[i] = first_timestep
+        self.ptr = (self.ptr + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+        self.wrapped = self.wrapped or self.ptr == 0
+
+    def sampleable(self, ind: np.ndarray) -> np.ndarray:
+        """Boolean mask of the indices whose s and s' stacks are both stored and consistent."""
+        n = self.capacity
+        if self.wrapped:
+            # Distance from the write pointer: the newest row (d = n-1) has no stored s', and rows
+            # d < H-1 have a stack reaching back past the pointer into the newest data.
+            d = (ind - self.ptr) % n
+            in_range = (d >= self.history - 1) & (d <= n - 2)
+        else:
+            in_range = ind <= self.size - 2
+        successor_is_new_episode = self.first_timestep[(ind + 1) % n].astype(bool)
+        return in_range & ~(successor_is_new_episode & (self.not_done[ind, 0] > 0))
+
+    def sample_indices(self, batch_size: int) -> np.ndarray:
+        ind = self.rng.integers(0, self.size, batch_size)
+        bad = ~self.sampleable(ind)
+        for _ in range(1000):  # rejection sampling: a handful of indices are invalid at most
+            if not bad.any():
+                return ind
+            ind[bad] = self.rng.integers(0, self.size, int(bad.sum()))
+            bad = ~self.sampleable(ind)
+        raise RuntimeError(f"replay buffer of {self.size} frames has no index with a complete s and s' stack")
+
+    def stacks(self, ind: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(s, s') stacks for the given indices as float tensors on the training device."""
+        offsets = np.arange(1, -self.history, -1)                     # i+1, i, ..., i-H+1
+        window = (ind[:, None] + offsets) % self.capacity             # (B, H+1)
+        first = self.first_timestep[window].astype(np.float32)
+        masks = np.stack([stack_mask(first[:, 1:]), stack_mask(first[:, :-1])])  # (2, B, H): s, s'
+        frames = self.frames[torch.from_numpy(window).to(self.frames.device)].to(self.device, non_blocking=True)
+        masks = torch.from_numpy(masks).to(self.device, non_blocking=True)[..., None, None]
+        frames = frames.float()
+        return frames[:, 1:] * masks[0], frames[:, :-1] * masks[1]
+
+    def sample(self, batch_size: int | None = None) -> Batch:
+        ind = self.sample_indices(batch_size or self.batch_size)
+        state, next_state = self.stacks(ind)
+        rest = (torch.from_numpy(a[ind]).to(self.device, non_blocking=True)
+                for a in (self.action, self.reward, self.not_done))
+        return Batch(state, next(rest), next_state, *rest)
+
+    def save(self, prefix: str, chunk: int = 100_000) -> list[str]:
+        n = self.size
+        paths = [atomic_save_npy(f"{prefix}_{name}.npy", getattr(self, name)[:n])
+                 for name in ("action", "reward", "not_done", "first_timestep")]
+        paths.append(atomic_save_npy(f"{prefix}_replay_info.npy", np.array([self.ptr, chunk])))
+        for start in range(0, n + 1, chunk):  # rows [0, n]: the reference writes one padding row
+            end = min(start + chunk, n + 1)
+            rows = self.frames[start:min(end, n)].cpu().numpy()
+            if end == n + 1:
+                rows = np.concatenate([rows, np.zeros((1, *rows.shape[1:]), np.uint8)])
+            paths.append(atomic_save_npy(f"{prefix}_state_{end}.npy", rows))
+        return paths
+
+    def load(self, prefix: str, how_to_create: str = "python main.py --generate_buffer") -> None:
+        """Load a buffer in the reference format; the capacity becomes the stored size."""
+        _require(prefix, ["action", "reward", "not_done", "first_timestep", "replay_info"], how_to_create)
+        reward = np.load(f"{prefix}_reward.npy")
+        n = reward.shape[0]
+        ptr, chunk = (int(v) for v in np.load(f"{prefix}_replay_info.npy"))
+        state_shape = (self.history, *self.frames.shape[1:])
+        self.__init__(state_shape, n, self.batch_size, self.device, self.rng, self.frames.device)
+        self.reward[:] = reward.reshape(n, 1)
+        self.action[:] = np.load(f"{prefix}_action.npy").reshape(n, 1)
+        self.not_done[:] = np.load(f"{prefix}_not_done.npy").reshape(n, 1)
+        self.first_timestep[:] = np.load(f"{prefix}_first_timestep.npy").reshape(n)
+        start = 0
+        while start < n:
+            end = min(start + chunk, n + 1)
+            path = f"{prefix}_state_{end}.npy"
+            if not os.path.exists(path):
+                found = sorted(glob.glob(f"{glob.escape(prefix)}_state_*.npy"))
+                raise UserError(f"buffer {prefix} is incomplete: {path} is missing (found {len(found)} frame chunks)")
+            rows = np.load(path)
+            if rows.shape[1:] != tuple(self.frames.shape[1:]):
+                raise UserError(f"buffer {prefix} holds frames of shape {rows.shape[1:]}, expected "
+                                f"{tuple(self.frames.shape[1:])}: was it generated with another --frame_size?")
+            take = min(end, n) - start
+            self.frames[start:start + take] = torch.from_numpy(rows[:take])
+            start = end
+        self.size = n
+        self.ptr = ptr % n
+        self.wrapped = ptr < n  # a buffer that never wrapped was saved with ptr == size

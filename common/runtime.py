@@ -1,0 +1,73 @@
+"""Device choice, seeding, action selection with ε and evaluation: one definition each."""
+from __future__ import annotations
+
+import random
+from typing import Callable
+
+import numpy as np
+import torch
+
+from common.errors import UserError
+
+
+def get_device(name: str | None = None) -> torch.device:
+    """``cuda`` when available unless told otherwise; a clear error for an unavailable device."""
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    return device
+
+
+def set_seed(seed: int, env=None) -> np.random.Generator:
+    """Seed Python, NumPy and torch, and the env and its action space; return the run's generator.
+
+    The evaluation env is seeded separately with ``seed + 100`` (see `evaluate`).
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if env is not None:
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+    return np.random.default_rng(seed)
+
+
+def setting_name(env_id: str, seed: int) -> str:
+    """``{env}_{seed}`` as in the reference file names, with '/' made safe for paths."""
+    return f"{env_id.replace('/', '_')}_{seed}"
+
+
+def epsilon_greedy(act: Callable[[np.ndarray], int], state: np.ndarray, eps: float, num_actions: int,
+                   rng: np.random.Generator) -> int:
+    """With probability ``eps`` a uniformly random action, otherwise ``act(state)``."""
+    if eps > 0 and rng.random() < eps:
+        return int(rng.integers(num_actions))
+    return act(state)
+
+
+def run_episode(env, choose: Callable[[np.ndarray], int], seed: int | None = None) -> tuple[float, int]:
+    """Play one episode; returns its raw (unclipped) return and length."""
+    state, _ = env.reset(seed=seed)
+    total, steps, done = 0.0, 0, False
+    while not done:
+        state, reward, terminated, truncated, _ = env.step(choose(state))
+        total += float(reward)
+        steps += 1
+        done = terminated or truncated
+    return total, steps
+
+
+def evaluate(act: Callable[[np.ndarray], int], make_env: Callable[[], object], num_actions: int, seed: int,
+             episodes: int = 10, eval_eps: float = 0.0) -> np.ndarray:
+    """Raw returns of ``episodes`` episodes on a fresh env seeded ``seed + 100`` (DESIGN §3).
+
+    The ε draws come from their own generator, so evaluating never changes the training run.
+    """
+    env = make_env()
+    rng = np.random.default_rng(seed + 100)
+    returns = [run_episode(env, lambda s: epsilon_greedy(act, s, eval_eps, num_actions, rng),
+                           seed + 100 if k == 0 else None)[0] for k in range(episodes)]
+    env.close()
+    return np.array(returns)

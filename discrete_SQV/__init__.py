@@ -1,0 +1,1 @@
+"""Discrete-action family: DQN (behavioral), discrete BCQ and SQV, and the networks they share."""

@@ -1,0 +1,93 @@
+"""DQN, the behavioral agent, and the learner machinery BCQ and SQV inherit from it."""
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from common.buffers import Batch
+from common.io import atomic_torch_save
+from discrete_SQV.networks import DiscreteNet
+
+
+class DQN:
+    """Deep Q-learning (Mnih et al. 2015).
+
+    y = r + m·γ·max_a Q_targ(s', a);  loss = Huber(Q(s, a), y).
+    ε decays linearly from ``initial_eps`` to ``end_eps`` over ``eps_decay_period`` training
+    iterations. The target network is a full copy every ``target_update_freq`` iterations or, with
+    ``polyak_target_update``, Q_targ ← τ·Q + (1 − τ)·Q_targ after every iteration.
+    """
+
+    imitation = False
+
+    def __init__(self, kind: str, state_shape: tuple, num_actions: int, cfg: Any, device: torch.device):
+        self.num_actions, self.device = num_actions, device
+        self.Q = DiscreteNet(kind, state_shape, num_actions, self.imitation, cfg.pixel_scale).to(device)
+        self.Q_target = copy.deepcopy(self.Q).requires_grad_(False)
+        self.optimizer = torch.optim.Adam(self.Q.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+        self.discount = cfg.discount
+        self.polyak, self.tau, self.target_update_freq = cfg.polyak_target_update, cfg.tau, cfg.target_update_freq
+        self.initial_eps, self.end_eps = cfg.initial_eps, cfg.end_eps
+        self.slope = (cfg.end_eps - cfg.initial_eps) / cfg.eps_decay_period
+        self.iterations = 0
+        self.last_loss: dict[str, torch.Tensor] = {}
+
+    # --- acting -------------------------------------------------------------------------------
+    def epsilon(self) -> float:
+        return max(self.slope * self.iterations + self.initial_eps, self.end_eps)
+
+    def greedy_actions(self, states: torch.Tensor) -> torch.Tensor:
+        """The greedy action of each state in a batch."""
+        return self.Q(states)[0].argmax(1)
+
+    @torch.no_grad()
+    def act(self, state: np.ndarray) -> int:
+        """The greedy action for one environment state (ε is applied by the caller)."""
+        states = torch.as_tensor(np.asarray(state), device=self.device).float().unsqueeze(0)
+        return int(self.greedy_actions(states)[0])
+
+    # --- learning -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def target(self, next_state: torch.Tensor, reward: torch.Tensor, not_done: torch.Tensor) -> torch.Tensor:
+        next_q = self.Q_target(next_state)[0].max(1, keepdim=True).values
+        return reward + not_done * self.discount * next_q
+
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        y = self.target(batch.next_state, batch.reward, batch.not_done)
+        q = self.Q(batch.state)[0].gather(1, batch.action)
+        loss = F.smooth_l1_loss(q, y)
+        return loss, {"q_loss": loss.detach(), "mean_q": q.detach().mean()}
+
+    def train(self, buffer) -> None:
+        """One gradient step on a batch sampled from ``buffer``, then the target update."""
+        loss, self.last_loss = self.loss(buffer.sample())
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.iterations += 1
+        self.update_target()
+
+    @torch.no_grad()
+    def update_target(self) -> None:
+        if self.polyak:
+            torch._foreach_lerp_(list(self.Q_target.parameters()), list(self.Q.parameters()), self.tau)
+        elif self.iterations % self.target_update_freq == 0:
+            self.Q_target.load_state_dict(self.Q.state_dict())
+
+    def loss_summary(self) -> str:
+        return " ".join(f"{k}={float(v):.4g}" for k, v in self.last_loss.items() if math.isfinite(float(v)))
+
+    # --- files (reference names: {prefix}_Q, {prefix}_optimizer) --------------------------------
+    def save(self, prefix: str) -> None:
+        atomic_torch_save(f"{prefix}_Q", self.Q.state_dict())
+        atomic_torch_save(f"{prefix}_optimizer", self.optimizer.state_dict())
+
+    def load(self, prefix: str) -> None:
+        self.Q.load_state_dict(torch.load(f"{prefix}_Q", map_location=self.device))
+        self.Q_target = copy.deepcopy(self.Q).requires_grad_(False)
+        self.optimizer.load_state_dict(torch.load(f"{prefix}_optimizer", map_location=self.device))

@@ -1,0 +1,56 @@
+"""The one Q-network definition shared by DQN, BCQ and SQV.
+
+A trunk chosen by the env kind feeds a Q head and, for BCQ/SQV, an imitation head:
+- atari: conv 32×8×8/4 → 64×4×4/2 → 64×3×3/1 (ReLU) → 3136 features; heads 3136→512→A.
+- image (MinAtar, Young & Tian 2019): conv 16×3×3/1 (ReLU) → 16·8·8 features; heads →128→A.
+- vector: no shared trunk; each head is its own 256-256 MLP (Fujimoto et al. 2019).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from common.envs import ATARI, IMAGE
+
+
+def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(in_dim, width), nn.ReLU()]
+        in_dim = width
+    return nn.Sequential(*layers, nn.Linear(in_dim, out_dim))
+
+
+def trunk_for(kind: str, state_shape: tuple) -> tuple[nn.Module, tuple[int, ...]]:
+    """The shared feature extractor for an env kind and the hidden widths of the heads on top."""
+    if kind == ATARI:
+        trunk = nn.Sequential(nn.Conv2d(state_shape[0], 32, 8, stride=4), nn.ReLU(),
+                              nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
+                              nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(), nn.Flatten())
+        return trunk, (512,)
+    if kind == IMAGE:
+        return nn.Sequential(nn.Conv2d(state_shape[0], 16, 3, stride=1), nn.ReLU(), nn.Flatten()), (128,)
+    return nn.Flatten(), (256, 256)
+
+
+class DiscreteNet(nn.Module):
+    """``forward(s) -> (q, i)``: Q-values (B, A) and imitation logits (B, A), or None without that head.
+
+    Image inputs are multiplied by ``pixel_scale`` first (1.0, raw pixel values, as the reference
+    code; 1/255 scales Atari pixels to [0, 1]).
+    """
+
+    def __init__(self, kind: str, state_shape: tuple, num_actions: int, imitation: bool = False,
+                 pixel_scale: float = 1.0):
+        super().__init__()
+        self.trunk, hidden = trunk_for(kind, state_shape)
+        self.scale = float(pixel_scale) if kind in (ATARI, IMAGE) else 1.0
+        with torch.no_grad():
+            features = self.trunk(torch.zeros(1, *state_shape)).shape[1]
+        self.q_head = mlp(features, hidden, num_actions)
+        self.imitation_head = mlp(features, hidden, num_actions) if imitation else None
+
+    def forward(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        features = self.trunk(state * self.scale if self.scale != 1.0 else state)
+        logits = self.imitation_head(features) if self.imitation_head is not None else None
+        return self.q_head(features), logits
