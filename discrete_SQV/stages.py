@@ -9,6 +9,7 @@ import os
 import time
 from typing import Any, Callable
 
+import gymnasium as gym
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -62,6 +63,16 @@ def make_augmentation(info: EnvInfo, cfg, buffer, device):
     states = buffer.state[:buffer.size]
     std = torch.as_tensor(states.std(axis=0), dtype=torch.float32, device=device)
     return GaussianNoise(cfg.aug_noise * std)
+
+
+def make_discrete_env(cfg) -> EnvInfo:
+    """``make_env`` for this family: refuses an env whose actions are not discrete."""
+    info = make_env(cfg.env, cfg)
+    if not isinstance(info.action_space, gym.spaces.Discrete):
+        info.env.close()
+        raise UserError(f"env {cfg.env} has a continuous action space {info.action_space}; the discrete "
+                        "family (DQN, BCQ, SQV) needs a Discrete one, and continuous BCQ is not in this release yet")
+    return info
 
 
 def learning_reward(cfg, reward: float) -> float:
@@ -119,7 +130,7 @@ def _log_eval(bar, label: str, step: int, value: float, agent=None) -> None:
 # --- stage 1 ------------------------------------------------------------------------------------
 def train_behavioral(cfg) -> dict[str, Any]:
     """Train the behavioral DQN online; save ``models/behavioral_{setting}_*`` and its eval returns."""
-    info = make_env(cfg.env, cfg)
+    info = make_discrete_env(cfg)
     device = get_device(cfg.device)
     rng = set_seed(cfg.seed, info.env)
     agent = DQN(info.kind, info.state_shape, info.action_space.n, cfg, device)
@@ -164,7 +175,7 @@ def generate_buffer(cfg) -> dict[str, Any]:
     (the behavioral policy evaluated as in the reference code) and
     ``results/buffer_returns_{setting}.npy`` (raw returns of the buffer's finished episodes).
     """
-    info = make_env(cfg.env, cfg)
+    info = make_discrete_env(cfg)
     prefix = model_prefix(cfg, "behavioral")
     if not os.path.exists(f"{prefix}_Q"):
         raise UserError(f"no behavioral model at {prefix}_Q; train one with: {command(cfg, '--train_behavioral')}")
@@ -208,7 +219,7 @@ def generate_buffer(cfg) -> dict[str, Any]:
 # --- stage 3 ------------------------------------------------------------------------------------
 def train_offline(cfg, algo: str = "BCQ") -> dict[str, Any]:
     """Train BCQ or SQV on the saved buffer for ``max_timesteps`` iterations; save ``results/{algo}_{setting}.npy``."""
-    info = make_env(cfg.env, cfg)
+    info = make_discrete_env(cfg)
     device = get_device(cfg.device)
     rng = set_seed(cfg.seed, info.env)
     buffer = make_buffer(info, cfg, device, rng, 1)
