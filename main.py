@@ -1,82 +1,101 @@
 """Offline RL with batch-constrained Q-learning: behavioral agent → replay buffer → BCQ / SQV.
 
-    python main.py --train_behavioral --env CartPole-v1   # 1. train the behavioral DQN online
+    python main.py --train_behavioral --env CartPole-v1   # 1. train the behavioral agent online
     python main.py --generate_buffer --env CartPole-v1    # 2. roll it out with noise, save a buffer
-    python main.py --env CartPole-v1                      # 3. train discrete BCQ on that buffer
+    python main.py --env CartPole-v1                      # 3. train BCQ on that buffer
     python main.py --env CartPole-v1 --sqv                #    ... or SQV
     python main.py --pipeline                             # all four on CartPole-v1, then a table
+
+Discrete action spaces run DQN → discrete BCQ / SQV (discrete_SQV/); Box action spaces run
+DDPG → continuous BCQ / SQV (continuous_BCQ/).
 """
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
 from types import SimpleNamespace
 
 PIPELINE_ENV = "CartPole-v1"
-PIPELINE_STEPS = 30_000
+REFERENCE_ENV = "PongNoFrameskip-v0"
+# --pipeline budgets per profile and stage (behavioral env steps, buffer env steps, offline iterations),
+# plus flags it sets unless given. Chosen so the four stages finish in under 10 minutes on 2 CPU cores.
+PIPELINE = {
+    "atari": {"budgets": (50_000, 50_000, 50_000), "flags": {}},
+    "regular": {"budgets": (50_000, 50_000, 50_000), "flags": {}},
+    "continuous": {"budgets": (15_000, 50_000, 5_000), "flags": {"start_timesteps": 1_000, "eval_freq": 1_000}},
+}
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    from discrete_SQV.params import PARAMETERS
+def build_parser() -> argparse.ArgumentParser:
+    from common.params import PARAMETERS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     stage = parser.add_mutually_exclusive_group()
     stage.add_argument("--train_behavioral", action="store_true", help="stage 1: train the behavioral agent online")
     stage.add_argument("--generate_buffer", action="store_true", help="stage 2: roll the behavioral agent out, save a buffer")
     stage.add_argument("--pipeline", action="store_true",
-                       help=f"run behavioral → buffer → BCQ → SQV (default env {PIPELINE_ENV}, "
-                            f"{PIPELINE_STEPS} steps per stage) and print a table")
+                       help=f"run behavioral → buffer → BCQ → SQV (default env {PIPELINE_ENV}) and print a table")
     parser.add_argument("--sqv", action="store_true", help="stage 3 trains SQV instead of BCQ")
     parser.add_argument("--env", type=str, default=None,
-                        help="gymnasium id: CartPole-v1, MinAtar/Breakout-v1, PongNoFrameskip-v4, ALE/Pong-v5, ... "
-                             f"(default PongNoFrameskip-v0 as in the reference code; {PIPELINE_ENV} with --pipeline)")
+                        help="gymnasium id: CartPole-v1, MinAtar/Breakout-v1, PongNoFrameskip-v4, ALE/Pong-v5, "
+                             f"Pendulum-v1, Hopper-v5, ... (default {REFERENCE_ENV} as in the reference code; "
+                             f"{PIPELINE_ENV} with --pipeline)")
     parser.add_argument("--seed", type=int, default=0, help="seed of everything; evaluation uses seed + 100")
-    parser.add_argument("--buffer_name", type=str, default="Default", help="buffer files are buffers/{name}_{env}_{seed}_*")
     parser.add_argument("--max_timesteps", type=float, default=None,
-                        help=f"env steps (stages 1-2) or training iterations (stage 3); default 1e6 "
-                             f"({PIPELINE_STEPS} with --pipeline)")
-    parser.add_argument("--BCQ_threshold", type=float, default=0.3, help="BCQ keeps actions with π(a|s)/max π > τ")
-    parser.add_argument("--low_noise_p", type=float, default=0.2, help="buffer: probability of a low-noise episode")
-    parser.add_argument("--rand_action_p", type=float, default=0.2, help="buffer: random-action probability otherwise")
+                        help="env steps (stages 1-2) or training iterations (stage 3); default 1e6 "
+                             "(--pipeline: per-stage budgets, see README)")
     parser.add_argument("--eval_episodes", type=int, default=10, help="episodes per evaluation")
     parser.add_argument("--device", type=str, default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--out_dir", type=str, default=".", help="results/, models/ and buffers/ are made under it")
-    hyper = parser.add_argument_group("hyperparameters (default: the Atari or regular column of DESIGN §3)")
-    for name, (kind, atari, regular, text) in PARAMETERS.items():
-        default_text = f"Atari {atari}, others {regular}"
+    hyper = parser.add_argument_group("hyperparameters (default: the env's column of the README table)")
+    for name, (kind, atari, regular, continuous, text) in PARAMETERS.items():
+        default_text = f"Atari {atari}, discrete {regular}, continuous {continuous}"
         if kind is bool:
             hyper.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=None,
                                help=f"{text} ({default_text})")
         else:
             hyper.add_argument(f"--{name}", type=float if kind is int else kind, default=None, metavar="X",
                                help=f"{text} ({default_text})")
+    return parser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.sqv and (args.train_behavioral or args.generate_buffer):
         parser.error("--sqv selects the offline algorithm; use it without --train_behavioral/--generate_buffer")
     return args
 
 
-def resolve(args: argparse.Namespace, env: str) -> SimpleNamespace:
-    """Fill every unset hyperparameter from the env kind's defaults; cast counts to int."""
-    from common.envs import env_kind
+def resolve(args: argparse.Namespace, env: str, max_timesteps: float = 1e6, preset: dict | None = None):
+    """The run's config: every unset flag from ``preset`` (pipeline) or the env's defaults; the family."""
+    from common.envs import action_space_of, env_kind
+    from common.params import PARAMETERS, defaults, profile_of
     from common.runtime import setting_name
-    from discrete_SQV.params import PARAMETERS, defaults
 
     kind = env_kind(env)
-    cfg = dict(vars(args), env=env, kind=kind)
-    for name, value in defaults(kind).items():
+    continuous = not hasattr(action_space_of(env), "n")
+    profile = profile_of(kind, continuous)
+    base = defaults(profile, kind)
+    cfg = dict(vars(args), env=env, kind=kind, profile=profile, default_buffer_name=base["buffer_name"])
+    for name, value in {**base, **(preset or {})}.items():
         if cfg[name] is None:
             cfg[name] = value
         if PARAMETERS[name][0] is int and cfg[name] is not None:
             cfg[name] = int(cfg[name])
-    steps = cfg["max_timesteps"] if cfg["max_timesteps"] is not None else (PIPELINE_STEPS if args.pipeline else 1e6)
-    cfg["max_timesteps"] = int(steps)
+    cfg["max_timesteps"] = int(args.max_timesteps if args.max_timesteps is not None else max_timesteps)
     cfg["setting"] = setting_name(env, args.seed)
     cfg["command"] = " ".join(["python main.py", *sys.argv[1:]])
     check(cfg)
-    return SimpleNamespace(**cfg)
+    return SimpleNamespace(**cfg), family_for(continuous)
+
+
+def family_for(continuous: bool):
+    if continuous:
+        from continuous_BCQ import family
+    else:
+        from discrete_SQV import family
+    return family
 
 
 def check(cfg: dict) -> None:
@@ -87,38 +106,46 @@ def check(cfg: dict) -> None:
     for name in positive:
         if cfg[name] is not None and cfg[name] <= 0:
             raise UserError(f"--{name} must be positive, got {cfg[name]}")
-    for name in ("BCQ_threshold", "low_noise_p", "rand_action_p", "eval_eps", "initial_eps", "end_eps", "tau"):
-        if not 0 <= cfg[name] <= 1:
+    for name in ("BCQ_threshold", "low_noise_p", "rand_action_p", "eval_eps", "initial_eps", "end_eps", "tau",
+                 "lmbda"):
+        if cfg[name] is not None and not 0 <= cfg[name] <= 1:
             raise UserError(f"--{name} must lie in [0, 1], got {cfg[name]}")
 
 
 def banner(stage: str, cfg) -> None:
-    print("-" * 60)
-    print(f"{stage} | env {cfg.env} ({cfg.kind}) | seed {cfg.seed} | {cfg.max_timesteps} steps")
-    print("-" * 60)
+    print("-" * 72)
+    print(f"{stage} | env {cfg.env} ({cfg.profile}) | seed {cfg.seed} | {cfg.max_timesteps} steps")
+    print("-" * 72)
 
 
 def run_pipeline(args) -> None:
-    from discrete_SQV import stages
+    from common import stages
+    from common.envs import action_space_of, env_kind
+    from common.params import profile_of
 
-    cfg = resolve(args, args.env or PIPELINE_ENV)
-    rows = []
-    for label, stage in (("behavioral DQN", stages.train_behavioral), ("buffer", stages.generate_buffer),
-                         ("BCQ", lambda c: stages.train_offline(c, "BCQ")),
-                         ("SQV", lambda c: stages.train_offline(c, "SQV"))):
-        banner(label, cfg)
-        rows.append((label, stage(cfg)))
-    behavioral, buffer, bcq, sqv = (summary for _, summary in rows)
+    env = args.env or PIPELINE_ENV
+    profile = profile_of(env_kind(env), not hasattr(action_space_of(env), "n"))
+    plan = PIPELINE[profile]
+    behavioral_steps, buffer_steps, offline_steps = plan["budgets"]
+    runs = [("behavioral", behavioral_steps, lambda c, f: stages.train_behavioral(c, f)),
+            ("buffer", buffer_steps, lambda c, f: stages.generate_buffer(c, f)),
+            ("BCQ", offline_steps, lambda c, f: stages.train_offline(c, f, "BCQ")),
+            ("SQV", offline_steps, lambda c, f: stages.train_offline(c, f, "SQV"))]
+    summaries = {}
+    for label, steps, stage in runs:
+        cfg, family = resolve(args, env, steps, plan["flags"])
+        banner(f"{label} ({family.BEHAVIORAL if label == 'behavioral' else 'pipeline'})", cfg)
+        summaries[label] = stage(cfg, family)
     print()
     print(f"Pipeline on {cfg.env}, seed {cfg.seed} (mean raw return over {cfg.eval_episodes} eval episodes)")
     print(f"{'':<22}{'return':>10}{'minutes':>10}")
-    table = [("behavioral (final)", behavioral["final_return"], behavioral["seconds"]),
-             ("buffer policy", buffer["buffer_return"], buffer["seconds"]),
-             ("BCQ (final)", bcq["final_return"], bcq["seconds"]),
-             ("SQV (final)", sqv["final_return"], sqv["seconds"])]
-    for name, value, seconds in table:
+    rows = [("behavioral (final)", summaries["behavioral"]["final_return"], summaries["behavioral"]["seconds"]),
+            ("buffer policy", summaries["buffer"]["buffer_return"], summaries["buffer"]["seconds"]),
+            ("BCQ (final)", summaries["BCQ"]["final_return"], summaries["BCQ"]["seconds"]),
+            ("SQV (final)", summaries["SQV"]["final_return"], summaries["SQV"]["seconds"])]
+    for name, value, seconds in rows:
         print(f"{name:<22}{value:>10.1f}{seconds / 60:>10.1f}")
-    print("buffer policy = mean raw return of the buffer's finished episodes (noisy behavioral policy)")
+    print("buffer policy = mean raw return of the buffer's finished episodes (the noisy behavioral policy)")
 
 
 def main(argv=None) -> int:
@@ -129,19 +156,19 @@ def main(argv=None) -> int:
         if args.pipeline:
             run_pipeline(args)
             return 0
-        from discrete_SQV import stages
+        from common import stages
 
-        cfg = resolve(args, args.env or "PongNoFrameskip-v0")
+        cfg, family = resolve(args, args.env or REFERENCE_ENV)
         if cfg.train_behavioral:
-            banner("train behavioral DQN", cfg)
-            stages.train_behavioral(cfg)
+            banner(f"train behavioral {family.BEHAVIORAL}", cfg)
+            stages.train_behavioral(cfg, family)
         elif cfg.generate_buffer:
             banner("generate buffer", cfg)
-            stages.generate_buffer(cfg)
+            stages.generate_buffer(cfg, family)
         else:
             algo = "SQV" if cfg.sqv else "BCQ"
             banner(f"train {algo}", cfg)
-            stages.train_offline(cfg, algo)
+            stages.train_offline(cfg, family, algo)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

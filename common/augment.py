@@ -48,3 +48,14 @@ class GaussianNoise:
 
     def __repr__(self) -> str:
         return f"GaussianNoise(std={self.std})"
+
+
+def make_augmentation(kind: str, cfg, buffer, device):
+    """SQV's augmentation for an env kind: random shift for images, for state vectors Gaussian
+    noise with std ``aug_noise`` × each dimension's std over the buffer's states."""
+    from common.envs import VECTOR
+
+    if kind != VECTOR:
+        return RandomShift(cfg.aug_pad)
+    std = torch.as_tensor(buffer.state[:buffer.size].std(axis=0), dtype=torch.float32, device=device)
+    return GaussianNoise(cfg.aug_noise * std)

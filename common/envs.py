@@ -8,6 +8,7 @@ become channels-first uint8 images; everything else is passed through.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +22,19 @@ from common.errors import UserError
 
 gym.register_envs(ale_py)
 minatar.gym.register_envs()
+ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # no version banner on every env creation
+gym.logger.min_level = gym.logger.ERROR  # old ids get our own message instead of a deprecation warning
 
 ATARI, IMAGE, VECTOR = "atari", "image", "vector"
+
+
+def _newer_version(env_id: str) -> str | None:
+    """``Hopper-v5`` for ``Hopper-v3`` when only the newer id can run here."""
+    match = re.fullmatch(r"(.+)-v(\d+)", env_id)
+    if match is None:
+        return None
+    newer = [f"{match[1]}-v{v}" for v in range(int(match[2]) + 1, 10) if f"{match[1]}-v{v}" in gym.registry]
+    return newer[-1] if newer else None
 
 
 def env_kind(env_id: str) -> str:
@@ -30,14 +42,35 @@ def env_kind(env_id: str) -> str:
     try:
         spec = gym.spec(env_id)
     except gym.error.Error as err:
-        raise UserError(f"unknown env id {env_id!r} ({err}); see `python -c \"import gymnasium as gym; "
-                        "gym.pprint_registry()\"` for the ids this install knows") from None
+        newer = _newer_version(env_id)
+        hint = (f"use {newer}" if newer else "see `python -c \"import gymnasium as gym; gym.pprint_registry()\"` "
+                "for the ids this install knows")
+        raise UserError(f"unknown env id {env_id!r} ({str(err).splitlines()[0]}); {hint}") from None
     entry = spec.entry_point if isinstance(spec.entry_point, str) else ""
     if entry.startswith("ale_py"):
         return ATARI
     if entry.startswith("minatar"):
         return IMAGE
     return VECTOR
+
+
+def _make(env_id: str, **kwargs):
+    """``gym.make`` with one-line errors (old MuJoCo ids, missing physics engine)."""
+    try:
+        return gym.make(env_id, **kwargs)
+    except (gym.error.Error, ImportError) as err:
+        newer = _newer_version(env_id)
+        hint = f"; use {newer} (the reference code's mujoco-py ids do not run with gymnasium)" if newer else ""
+        raise UserError(f"cannot create env {env_id!r}: {str(err).splitlines()[0]}{hint}") from None
+
+
+def action_space_of(env_id: str) -> gym.spaces.Space:
+    """The action space of an env id (creates the env once)."""
+    env_kind(env_id)
+    env = _make(env_id)
+    space = env.action_space
+    env.close()
+    return space
 
 
 class AtariPreprocessing:
@@ -138,10 +171,7 @@ def make_env(env_id: str, cfg: Any = None) -> EnvInfo:
     else:
         limit = get("max_episode_timesteps", None)
         kwargs = {} if limit is None else {"max_episode_steps": int(limit)}
-        try:
-            env = gym.make(env_id, **kwargs)
-        except gym.error.Error as err:
-            raise UserError(f"cannot create env {env_id!r}: {err}") from None
+        env = _make(env_id, **kwargs)
         if kind == IMAGE:
             env = ChannelsFirst(env)
         elif len(env.observation_space.shape) != 1:

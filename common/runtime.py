@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import random
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -39,15 +39,22 @@ def setting_name(env_id: str, seed: int) -> str:
     return f"{env_id.replace('/', '_')}_{seed}"
 
 
-def epsilon_greedy(act: Callable[[np.ndarray], int], state: np.ndarray, eps: float, num_actions: int,
-                   rng: np.random.Generator) -> int:
-    """With probability ``eps`` a uniformly random action, otherwise ``act(state)``."""
+def random_action(space, rng: np.random.Generator):
+    """A uniformly random action of a Discrete or Box space, drawn from ``rng``."""
+    if hasattr(space, "n"):
+        return int(rng.integers(space.n))
+    return rng.uniform(space.low, space.high).astype(space.dtype)
+
+
+def epsilon_greedy(act: Callable[[np.ndarray], Any], state: np.ndarray, eps: float, space,
+                   rng: np.random.Generator):
+    """With probability ``eps`` a uniformly random action of ``space``, otherwise ``act(state)``."""
     if eps > 0 and rng.random() < eps:
-        return int(rng.integers(num_actions))
+        return random_action(space, rng)
     return act(state)
 
 
-def run_episode(env, choose: Callable[[np.ndarray], int], seed: int | None = None) -> tuple[float, int]:
+def run_episode(env, choose: Callable[[np.ndarray], Any], seed: int | None = None) -> tuple[float, int]:
     """Play one episode; returns its raw (unclipped) return and length."""
     state, _ = env.reset(seed=seed)
     total, steps, done = 0.0, 0, False
@@ -59,15 +66,16 @@ def run_episode(env, choose: Callable[[np.ndarray], int], seed: int | None = Non
     return total, steps
 
 
-def evaluate(act: Callable[[np.ndarray], int], make_env: Callable[[], object], num_actions: int, seed: int,
-             episodes: int = 10, eval_eps: float = 0.0) -> np.ndarray:
+def evaluate(act: Callable[[np.ndarray], Any], make_env: Callable[[], Any], seed: int, episodes: int = 10,
+             eval_eps: float = 0.0) -> np.ndarray:
     """Raw returns of ``episodes`` episodes on a fresh env seeded ``seed + 100`` (DESIGN §3).
 
-    The ε draws come from their own generator, so evaluating never changes the training run.
+    With probability ``eval_eps`` an action is uniformly random; those draws come from their own
+    generator, so evaluating never changes the training run.
     """
     env = make_env()
     rng = np.random.default_rng(seed + 100)
-    returns = [run_episode(env, lambda s: epsilon_greedy(act, s, eval_eps, num_actions, rng),
+    returns = [run_episode(env, lambda s: epsilon_greedy(act, s, eval_eps, env.action_space, rng),
                            seed + 100 if k == 0 else None)[0] for k in range(episodes)]
     env.close()
     return np.array(returns)

@@ -1,8 +1,6 @@
 """DQN, the behavioral agent, and the learner machinery BCQ and SQV inherit from it."""
 from __future__ import annotations
 
-import copy
-import math
 from typing import Any
 
 import numpy as np
@@ -10,11 +8,12 @@ import torch
 import torch.nn.functional as F
 
 from common.buffers import Batch
-from common.io import atomic_torch_save
+from common.agent import Agent
+from common.nets import frozen_copy, soft_update
 from discrete_SQV.networks import DiscreteNet
 
 
-class DQN:
+class DQN(Agent):
     """Deep Q-learning (Mnih et al. 2015).
 
     y = r + m·γ·max_a Q_targ(s', a);  loss = Huber(Q(s, a), y).
@@ -26,16 +25,17 @@ class DQN:
     imitation = False
 
     def __init__(self, kind: str, state_shape: tuple, num_actions: int, cfg: Any, device: torch.device):
-        self.num_actions, self.device = num_actions, device
+        super().__init__(device)
+        self.num_actions = num_actions
         self.Q = DiscreteNet(kind, state_shape, num_actions, self.imitation, cfg.pixel_scale).to(device)
-        self.Q_target = copy.deepcopy(self.Q).requires_grad_(False)
+        self.Q_target = frozen_copy(self.Q)
         self.optimizer = torch.optim.Adam(self.Q.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
         self.discount = cfg.discount
         self.polyak, self.tau, self.target_update_freq = cfg.polyak_target_update, cfg.tau, cfg.target_update_freq
         self.initial_eps, self.end_eps = cfg.initial_eps, cfg.end_eps
+        self.eval_eps, self.rand_action_p = cfg.eval_eps, cfg.rand_action_p
         self.slope = (cfg.end_eps - cfg.initial_eps) / cfg.eps_decay_period
-        self.iterations = 0
-        self.last_loss: dict[str, torch.Tensor] = {}
+        self.files = {"Q": self.Q, "optimizer": self.optimizer}  # reference names: {prefix}_Q, _optimizer
 
     # --- acting -------------------------------------------------------------------------------
     def epsilon(self) -> float:
@@ -50,6 +50,20 @@ class DQN:
         """The greedy action for one environment state (ε is applied by the caller)."""
         states = torch.as_tensor(np.asarray(state), device=self.device).float().unsqueeze(0)
         return int(self.greedy_actions(states)[0])
+
+    def random_action(self, rng: np.random.Generator) -> int:
+        return int(rng.integers(self.num_actions))
+
+    def explore_action(self, state: np.ndarray, rng: np.random.Generator) -> int:
+        """Behavioral training: ε-greedy with the decayed ε."""
+        return self.random_action(rng) if rng.random() < self.epsilon() else self.act(state)
+
+    def buffer_action(self, state: np.ndarray, rng: np.random.Generator, low_noise: bool) -> int:
+        """Buffer generation: a low-noise episode acts ε-greedily with ``eval_eps``; otherwise an
+        action is first uniformly random with probability ``rand_action_p − eval_eps``."""
+        if not low_noise and rng.random() < self.rand_action_p - self.eval_eps:
+            return self.random_action(rng)
+        return self.random_action(rng) if rng.random() < self.eval_eps else self.act(state)
 
     # --- learning -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -75,19 +89,9 @@ class DQN:
     @torch.no_grad()
     def update_target(self) -> None:
         if self.polyak:
-            torch._foreach_lerp_(list(self.Q_target.parameters()), list(self.Q.parameters()), self.tau)
+            soft_update(self.Q_target, self.Q, self.tau)
         elif self.iterations % self.target_update_freq == 0:
             self.Q_target.load_state_dict(self.Q.state_dict())
 
-    def loss_summary(self) -> str:
-        return " ".join(f"{k}={float(v):.4g}" for k, v in self.last_loss.items() if math.isfinite(float(v)))
-
-    # --- files (reference names: {prefix}_Q, {prefix}_optimizer) --------------------------------
-    def save(self, prefix: str) -> None:
-        atomic_torch_save(f"{prefix}_Q", self.Q.state_dict())
-        atomic_torch_save(f"{prefix}_optimizer", self.optimizer.state_dict())
-
-    def load(self, prefix: str) -> None:
-        self.Q.load_state_dict(torch.load(f"{prefix}_Q", map_location=self.device))
-        self.Q_target = copy.deepcopy(self.Q).requires_grad_(False)
-        self.optimizer.load_state_dict(torch.load(f"{prefix}_optimizer", map_location=self.device))
+    def after_load(self) -> None:
+        self.Q_target = frozen_copy(self.Q)

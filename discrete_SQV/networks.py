@@ -11,14 +11,7 @@ import torch
 from torch import nn
 
 from common.envs import ATARI, IMAGE
-
-
-def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for width in hidden:
-        layers += [nn.Linear(in_dim, width), nn.ReLU()]
-        in_dim = width
-    return nn.Sequential(*layers, nn.Linear(in_dim, out_dim))
+from common.nets import mlp
 
 
 def trunk_for(kind: str, state_shape: tuple) -> tuple[nn.Module, tuple[int, ...]]:

@@ -115,3 +115,12 @@ def test_conflicting_stages_are_rejected(tmp_path):
     result = run("--train_behavioral", "--generate_buffer", "--out_dir", tmp_path / "out")
     assert result.returncode == 2 and "not allowed with argument" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_readme_documents_every_flag():
+    sys.path.insert(0, ROOT)
+    from main import build_parser
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    flags = [s for action in build_parser()._actions for s in action.option_strings if s.startswith("--")]
+    missing = [f for f in flags if f != "--help" and f"`{f}`" not in readme]
+    assert not missing, f"README lacks {missing}"

@@ -9,12 +9,12 @@ from torch import nn
 from common.buffers import Batch
 from discrete_SQV.bcq import BCQ, allowed_actions, masked_argmax
 from discrete_SQV.dqn import DQN
-from discrete_SQV.params import defaults
+from common.params import defaults
 from discrete_SQV.sqv import SQV
 
 
 def config(**overrides):
-    return SimpleNamespace(**{**defaults("vector"), "BCQ_threshold": 0.3, **overrides})
+    return SimpleNamespace(**{**defaults("regular", "vector"), **overrides})
 
 
 class Table(nn.Module):

@@ -1,0 +1,71 @@
+"""Every hyperparameter of every stage: one table for the flags, the defaults and the README.
+
+Each entry: name → (type, Atari default, regular default, continuous default, help). The env picks
+the column (DESIGN §3): Atari ids the first, other discrete-action envs the second, Box-action envs
+the third. A flag given on the command line wins. ``None`` means "not used by this family".
+"""
+from __future__ import annotations
+
+from common.envs import ATARI, IMAGE
+
+ATARI_PROFILE, REGULAR, CONTINUOUS = "atari", "regular", "continuous"
+PROFILES = (ATARI_PROFILE, REGULAR, CONTINUOUS)
+
+PARAMETERS: dict[str, tuple] = {
+    # data
+    "buffer_name": (str, "Default", "Default", "Robust", "buffer files are buffers/{name}_{env}_{seed}_*"),
+    "low_noise_p": (float, 0.2, 0.2, None, "buffer: probability of a low-noise episode (only eval_eps random actions)"),
+    "rand_action_p": (float, 0.2, 0.2, 0.3, "buffer: probability of a uniformly random action"),
+    "gaussian_std": (float, None, None, 0.3, "Gaussian action noise std, as a fraction of max_action "
+                                             "(behavioral exploration and buffer)"),
+    # schedule
+    "start_timesteps": (int, 20_000, 1_000, 25_000, "behavioral training: env steps of uniformly random actions first"),
+    "initial_eps": (float, 1.0, 0.1, None, "behavioral ε at the start of training"),
+    "end_eps": (float, 1e-2, 0.1, None, "behavioral ε after the decay"),
+    "eps_decay_period": (int, 250_000, 1, None, "training iterations over which ε decays linearly"),
+    "eval_freq": (int, 50_000, 5_000, 5_000, "evaluate every this many env steps (online) or iterations (offline)"),
+    "eval_eps": (float, 1e-3, 0.0, None, "ε of evaluation and of the buffer's low-noise episodes"),
+    "train_freq": (int, 4, 1, 1, "behavioral training: one update every this many env steps"),
+    # learning
+    "discount": (float, 0.99, 0.99, 0.99, "discount γ"),
+    "buffer_size": (int, 1_000_000, 1_000_000, 1_000_000, "replay capacity of the online stages"),
+    "batch_size": (int, 32, 64, 100, "minibatch size"),
+    "lr": (float, 6.25e-5, 3e-4, None, "Adam learning rate (continuous: the reference's per-network rates)"),
+    "adam_eps": (float, 1.5e-4, 1e-8, None, "Adam ε"),
+    "polyak_target_update": (bool, False, True, None, "polyak (soft) target updates instead of periodic copies"),
+    "target_update_freq": (int, 8_000, 1, None, "iterations between target copies (without polyak)"),
+    "tau": (float, 1.0, 0.005, 0.005, "polyak rate τ"),
+    "BCQ_threshold": (float, 0.3, 0.3, None, "discrete BCQ keeps the actions with π(a|s) / max π > τ"),
+    "lmbda": (float, None, None, 0.75, "continuous BCQ: weight of min(Q1, Q2) in the soft clipped double-Q target"),
+    "phi": (float, None, None, 0.05, "continuous BCQ: perturbation bound, a fraction of max_action"),
+    # Atari preprocessing
+    "frame_skip": (int, 4, None, None, "Atari: repeat each action this many frames"),
+    "frame_size": (int, 84, None, None, "Atari: frames are resized to this square size"),
+    "state_history": (int, 4, None, None, "Atari: frames per state"),
+    "done_on_life_loss": (bool, False, None, None, "Atari: a lost life ends the episode"),
+    "reward_clipping": (bool, True, False, False, "learn from clip(r, -1, 1) (evaluation reports raw returns)"),
+    "max_episode_timesteps": (int, 27_000, None, None,
+                              "truncate episodes after this many agent steps (others: the env's own limit)"),
+    # SQV augmentation
+    "aug_pad": (int, 4, 1, None, "SQV on images: random-shift padding in pixels (regular column: MinAtar)"),
+    "aug_noise": (float, None, 0.003, 0.003, "SQV on state vectors: Gaussian noise std in units of each "
+                                             "dimension's std in the buffer"),
+    "pixel_scale": (float, 1.0, 1.0, None, "images are multiplied by this before the network (1/255 for [0, 1])"),
+}
+
+
+def profile_of(kind: str, continuous: bool) -> str:
+    if continuous:
+        return CONTINUOUS
+    return ATARI_PROFILE if kind == ATARI else REGULAR
+
+
+def defaults(profile: str, kind: str | None = None) -> dict[str, object]:
+    """The default of every parameter for a profile (``kind`` distinguishes MinAtar images)."""
+    column = 1 + PROFILES.index(profile)
+    values = {name: entry[column] for name, entry in PARAMETERS.items()}
+    if kind is not None and kind != IMAGE and profile == REGULAR:
+        values["aug_pad"] = None
+    if kind == IMAGE:
+        values["aug_noise"] = None
+    return values

@@ -1,0 +1,1 @@
+"""Continuous-action family: DDPG (behavioral), continuous BCQ and its SQV extension."""

@@ -1,0 +1,94 @@
+"""Continuous BCQ (Fujimoto, Meger & Precup 2019, "Off-Policy Deep RL without Exploration")."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from common.agent import Agent
+from common.buffers import Batch
+from common.nets import frozen_copy, soft_update
+from continuous_BCQ.ddpg import as_batch
+from continuous_BCQ.networks import VAE, Critic, Perturbation
+
+TARGET_SAMPLES = 10   # actions decoded per next state in the target
+ACTING_SAMPLES = 100  # actions decoded per state when acting
+
+
+class BCQ(Agent):
+    """Batch-constrained Q-learning for continuous actions.
+
+    A VAE G models the buffer's actions, loss = MSE(recon, a) + 0.5·KL. A perturbation actor ξ
+    moves a decoded action by at most φ·max_action. Twin critics regress onto
+    y = r + m·γ·max_{j≤10} [λ·min(Q1', Q2') + (1 − λ)·max(Q1', Q2')](s', ξ'(s', a_j)), a_j ~ G(s');
+    the actor maximises Q1(s, ξ(s, G(s))). Polyak τ on actor and critic targets.
+    Acting: decode 100 actions for s, perturb, take the one with the highest Q1.
+    """
+
+    def __init__(self, state_dim: int, action_dim: int, max_action: np.ndarray, cfg, device):
+        super().__init__(device)
+        max_action_t = torch.as_tensor(np.asarray(max_action, dtype=np.float32), device=device)
+        self.actor = Perturbation(state_dim, action_dim, max_action_t, cfg.phi).to(device)
+        self.actor_target = frozen_copy(self.actor)
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=1e-3)
+        self.critic = Critic(state_dim, action_dim, heads=2).to(device)
+        self.critic_target = frozen_copy(self.critic)
+        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=1e-3)
+        self.vae = VAE(state_dim, action_dim, 2 * action_dim, max_action_t).to(device)
+        self.vae_optimizer = torch.optim.Adam(self.vae.parameters())
+        self.discount, self.tau, self.lmbda = cfg.discount, cfg.tau, cfg.lmbda
+        self.files = {"actor": self.actor, "actor_optimizer": self.actor_optimizer,
+                      "critic": self.critic, "critic_optimizer": self.critic_optimizer,
+                      "vae": self.vae, "vae_optimizer": self.vae_optimizer}
+
+    @torch.no_grad()
+    def act(self, state: np.ndarray) -> np.ndarray:
+        states = as_batch(state, self.device).repeat(ACTING_SAMPLES, 1)
+        actions = self.actor(states, self.vae.decode(states))
+        return actions[self.critic.q1(states, actions).argmax()].cpu().numpy()
+
+    @torch.no_grad()
+    def target(self, next_state: torch.Tensor, reward: torch.Tensor, not_done: torch.Tensor) -> torch.Tensor:
+        repeated = torch.repeat_interleave(next_state, TARGET_SAMPLES, 0)
+        q1, q2 = self.critic_target(repeated, self.actor_target(repeated, self.vae.decode(repeated)))
+        q = self.lmbda * torch.min(q1, q2) + (1.0 - self.lmbda) * torch.max(q1, q2)
+        q = q.view(next_state.shape[0], TARGET_SAMPLES).max(1, keepdim=True).values
+        return reward + not_done * self.discount * q
+
+    def vae_loss(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        recon, mean, std = self.vae(state, action)
+        kl = -0.5 * (1 + torch.log(std.pow(2)) - mean.pow(2) - std.pow(2)).mean()
+        return F.mse_loss(recon, action) + 0.5 * kl
+
+    def critic_loss(self, batch: Batch) -> torch.Tensor:
+        y = self.target(batch.next_state, batch.reward, batch.not_done)
+        q1, q2 = self.critic(batch.state, batch.action)
+        return F.mse_loss(q1, y) + F.mse_loss(q2, y)
+
+    def train(self, buffer) -> None:
+        batch: Batch = buffer.sample()
+        vae_loss = self.vae_loss(batch.state, batch.action)
+        self.vae_optimizer.zero_grad(set_to_none=True)
+        vae_loss.backward()
+        self.vae_optimizer.step()
+
+        critic_loss = self.critic_loss(batch)
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_optimizer.step()
+
+        with torch.no_grad():  # the actor's loss does not train the VAE
+            sampled = self.vae.decode(batch.state)
+        actor_loss = -self.critic.q1(batch.state, self.actor(batch.state, sampled)).mean()
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_optimizer.step()
+
+        soft_update(self.critic_target, self.critic, self.tau)
+        soft_update(self.actor_target, self.actor, self.tau)
+        self.iterations += 1
+        self.last_loss = {"vae_loss": vae_loss.detach(), "critic_loss": critic_loss.detach(),
+                          "actor_loss": actor_loss.detach()}
+
+    def after_load(self) -> None:
+        self.actor_target, self.critic_target = frozen_copy(self.actor), frozen_copy(self.critic)

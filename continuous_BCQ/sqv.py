@@ -1,0 +1,34 @@
+"""SQV's swap applied to continuous BCQ's critic: this project's extension (the paper is discrete only)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from common.buffers import Batch
+from continuous_BCQ.bcq import BCQ
+
+
+class SQV(BCQ):
+    """Continuous BCQ whose critics learn from two noise-augmented views with swapped targets.
+
+    View k = (aug(s), aug(s')), all four augmentations independent; y_k is BCQ's target
+    (10 decoded and perturbed actions, λ-soft clipped double Q, max over the 10) from view k's s'.
+    critic loss = Σ_k [MSE(Q1(s_k, a), y_other(k)) + MSE(Q2(s_k, a), y_other(k))].
+    The VAE and the actor train on the un-augmented batch, as in BCQ.
+    """
+
+    def __init__(self, state_dim, action_dim, max_action, cfg, device, augment=None):
+        super().__init__(state_dim, action_dim, max_action, cfg, device)
+        self.augment = augment
+
+    def critic_loss(self, batch: Batch) -> torch.Tensor:
+        if self.augment is None:
+            raise RuntimeError("SQV needs an augmentation: set agent.augment")
+        aug = self.augment
+        state = torch.cat([aug(batch.state), aug(batch.state)])
+        next_state = torch.cat([aug(batch.next_state), aug(batch.next_state)])
+        y = self.target(next_state, batch.reward.repeat(2, 1), batch.not_done.repeat(2, 1))
+        y_swapped = y.roll(batch.state.shape[0], dims=0)  # view 1 regresses on y₂, view 2 on y₁
+        q1, q2 = self.critic(state, batch.action.repeat(2, 1))
+        # per-view means summed over the two equal views = 2 × the mean over both
+        return 2 * (F.mse_loss(q1, y_swapped) + F.mse_loss(q2, y_swapped))

@@ -1,0 +1,38 @@
+"""The discrete family as `common.stages` uses it: DQN behavioral agent, BCQ/SQV offline agents."""
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+from common.augment import make_augmentation
+from common.buffers import FrameStackBuffer, ReplayBuffer
+from common.envs import ATARI, VECTOR, EnvInfo
+from common.errors import UserError
+from discrete_SQV.bcq import BCQ
+from discrete_SQV.dqn import DQN
+from discrete_SQV.sqv import SQV
+
+BEHAVIORAL = "DQN"
+
+
+def check_env(info: EnvInfo, cfg) -> None:
+    if not isinstance(info.action_space, gym.spaces.Discrete):
+        raise UserError(f"env {cfg.env} has action space {info.action_space}; the discrete family needs Discrete")
+
+
+def make_buffer(info: EnvInfo, cfg, device, rng, capacity: int):
+    if info.kind == ATARI:
+        return FrameStackBuffer(info.state_shape, capacity, cfg.batch_size, device, rng)
+    dtype = np.float32 if info.kind == VECTOR else np.uint8
+    return ReplayBuffer(info.state_shape, capacity, cfg.batch_size, device, rng, state_dtype=dtype)
+
+
+def behavioral_agent(info: EnvInfo, cfg, device) -> DQN:
+    return DQN(info.kind, info.state_shape, info.action_space.n, cfg, device)
+
+
+def offline_agent(algo: str, info: EnvInfo, cfg, device, buffer):
+    if algo == "SQV":
+        return SQV(info.kind, info.state_shape, info.action_space.n, cfg, device,
+                   augment=make_augmentation(info.kind, cfg, buffer, device))
+    return BCQ(info.kind, info.state_shape, info.action_space.n, cfg, device)
