@@ -70,6 +70,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def resolve(args: argparse.Namespace, env: str, max_timesteps: float = 1e6, preset: dict | None = None):
     """The run's config: every unset flag from ``preset`` (pipeline) or the env's defaults; the family."""
     from common.envs import action_space_of, env_kind
+    from common.errors import UserError
     from common.params import PARAMETERS, defaults, profile_of
     from common.runtime import setting_name
 
@@ -77,6 +78,9 @@ def resolve(args: argparse.Namespace, env: str, max_timesteps: float = 1e6, pres
     continuous = not hasattr(action_space_of(env), "n")
     profile = profile_of(kind, continuous)
     base = defaults(profile, kind)
+    unused = [name for name in PARAMETERS if getattr(args, name) is not None and base[name] is None]
+    if unused:
+        raise UserError(f"--{unused[0]} does not apply to {env} ({profile} env, {kind} observations); drop it")
     cfg = dict(vars(args), env=env, kind=kind, profile=profile, default_buffer_name=base["buffer_name"])
     for name, value in {**base, **(preset or {})}.items():
         if cfg[name] is None:

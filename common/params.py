@@ -35,7 +35,7 @@ PARAMETERS: dict[str, tuple] = {
     "polyak_target_update": (bool, False, True, None, "polyak (soft) target updates instead of periodic copies"),
     "target_update_freq": (int, 8_000, 1, None, "iterations between target copies (without polyak)"),
     "tau": (float, 1.0, 0.005, 0.005, "polyak rate τ"),
-    "BCQ_threshold": (float, 0.3, 0.3, None, "discrete BCQ keeps the actions with π(a|s) / max π > τ"),
+    "BCQ_threshold": (float, 0.3, 0.3, None, "discrete BCQ keeps the actions with π(a∣s) / max π > τ"),
     "lmbda": (float, None, None, 0.75, "continuous BCQ: weight of min(Q1, Q2) in the soft clipped double-Q target"),
     "phi": (float, None, None, 0.05, "continuous BCQ: perturbation bound, a fraction of max_action"),
     # Atari preprocessing

@@ -5,17 +5,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common.agent import Agent
 from common.buffers import Batch
-from common.nets import frozen_copy, soft_update
-from continuous_BCQ.ddpg import as_batch
+from common.nets import frozen_copy
+from continuous_BCQ.ddpg import ActorCriticAgent, as_batch
 from continuous_BCQ.networks import VAE, Critic, Perturbation
 
 TARGET_SAMPLES = 10   # actions decoded per next state in the target
 ACTING_SAMPLES = 100  # actions decoded per state when acting
 
 
-class BCQ(Agent):
+class BCQ(ActorCriticAgent):
     """Batch-constrained Q-learning for continuous actions.
 
     A VAE G models the buffer's actions, loss = MSE(recon, a) + 0.5·KL. A perturbation actor ξ
@@ -84,11 +83,6 @@ class BCQ(Agent):
         actor_loss.backward()
         self.actor_optimizer.step()
 
-        soft_update(self.critic_target, self.critic, self.tau)
-        soft_update(self.actor_target, self.actor, self.tau)
-        self.iterations += 1
+        self.update_targets()
         self.last_loss = {"vae_loss": vae_loss.detach(), "critic_loss": critic_loss.detach(),
                           "actor_loss": actor_loss.detach()}
-
-    def after_load(self) -> None:
-        self.actor_target, self.critic_target = frozen_copy(self.actor), frozen_copy(self.critic)

@@ -15,7 +15,19 @@ def as_batch(state: np.ndarray, device) -> torch.Tensor:
     return torch.as_tensor(np.asarray(state), dtype=torch.float32, device=device).unsqueeze(0)
 
 
-class DDPG(Agent):
+class ActorCriticAgent(Agent):
+    """An agent with ``actor``/``critic`` networks and polyak-averaged targets of both."""
+
+    def update_targets(self) -> None:
+        soft_update(self.critic_target, self.critic, self.tau)
+        soft_update(self.actor_target, self.actor, self.tau)
+        self.iterations += 1
+
+    def after_load(self) -> None:
+        self.actor_target, self.critic_target = frozen_copy(self.actor), frozen_copy(self.critic)
+
+
+class DDPG(ActorCriticAgent):
     """y = r + m·γ·Q_targ(s', μ_targ(s')); critic MSE; actor −Q(s, μ(s)); polyak τ on both targets.
 
     Adam with learning rate 3e-4 for actor and critic (Fujimoto's "OurDDPG" settings; the 2016
@@ -68,10 +80,5 @@ class DDPG(Agent):
         self.actor_optimizer.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_optimizer.step()
-        soft_update(self.critic_target, self.critic, self.tau)
-        soft_update(self.actor_target, self.actor, self.tau)
-        self.iterations += 1
+        self.update_targets()
         self.last_loss = {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach()}
-
-    def after_load(self) -> None:
-        self.actor_target, self.critic_target = frozen_copy(self.actor), frozen_copy(self.critic)

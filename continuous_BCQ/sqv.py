@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from common.buffers import Batch
+from common.swap import swapped_views
 from continuous_BCQ.bcq import BCQ
 
 
@@ -22,13 +23,7 @@ class SQV(BCQ):
         self.augment = augment
 
     def critic_loss(self, batch: Batch) -> torch.Tensor:
-        if self.augment is None:
-            raise RuntimeError("SQV needs an augmentation: set agent.augment")
-        aug = self.augment
-        state = torch.cat([aug(batch.state), aug(batch.state)])
-        next_state = torch.cat([aug(batch.next_state), aug(batch.next_state)])
-        y = self.target(next_state, batch.reward.repeat(2, 1), batch.not_done.repeat(2, 1))
-        y_swapped = y.roll(batch.state.shape[0], dims=0)  # view 1 regresses on y₂, view 2 on y₁
+        state, y_swapped = swapped_views(batch, self.augment, self.target)
         q1, q2 = self.critic(state, batch.action.repeat(2, 1))
         # per-view means summed over the two equal views = 2 × the mean over both
         return 2 * (F.mse_loss(q1, y_swapped) + F.mse_loss(q2, y_swapped))

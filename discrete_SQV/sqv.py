@@ -1,9 +1,8 @@
 """SQV: Swapping Target Q-Value (Joo, Baek & Kim 2022, IEEE Access)."""
 from __future__ import annotations
 
-import torch
-
 from common.buffers import Batch
+from common.swap import swapped_views
 from discrete_SQV.bcq import BCQ
 
 
@@ -22,11 +21,5 @@ class SQV(BCQ):
         self.augment = augment
 
     def loss(self, batch: Batch):
-        if self.augment is None:
-            raise RuntimeError("SQV needs an augmentation: set agent.augment")
-        aug = self.augment
-        state = torch.cat([aug(batch.state), aug(batch.state)])
-        next_state = torch.cat([aug(batch.next_state), aug(batch.next_state)])
-        y = self.target(next_state, batch.reward.repeat(2, 1), batch.not_done.repeat(2, 1))
-        y_swapped = y.roll(batch.state.shape[0], dims=0)  # view 1 regresses on y₂, view 2 on y₁
+        state, y_swapped = swapped_views(batch, self.augment, self.target)
         return self.bcq_loss(state, batch.action.repeat(2, 1), y_swapped, views=2)

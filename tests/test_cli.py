@@ -30,25 +30,32 @@ TINY = {
     "PongNoFrameskip-v4": ["--max_timesteps", 160, "--start_timesteps", 40, "--eval_freq", 80, "--eval_episodes", 1,
                            "--batch_size", 8, "--buffer_size", 1000, "--max_episode_timesteps", 50,
                            "--target_update_freq", 20],
+    "Pendulum-v1": ["--max_timesteps", 300, "--start_timesteps", 100, "--eval_freq", 150, "--eval_episodes", 1,
+                    "--batch_size", 16],
+    "Hopper-v5": ["--max_timesteps", 300, "--start_timesteps", 100, "--eval_freq", 150, "--eval_episodes", 1,
+                  "--batch_size", 16, "--max_episode_timesteps", 100],
 }
+CONTINUOUS = ("Pendulum-v1", "Hopper-v5")
 
 
 @pytest.mark.parametrize("env", list(TINY))
 def test_every_stage_end_to_end(env, tmp_path):
     flags = ["--env", env, "--out_dir", tmp_path, *TINY[env]]
     setting = env.replace("/", "_") + "_0"
+    loss_name = "critic_loss=" if env in CONTINUOUS else "q_loss="
     log = ok("--train_behavioral", *flags)
-    assert "q_loss=" in log  # at least one gradient step happened before the last evaluation
-    for suffix in ("Q", "optimizer"):
+    assert loss_name in log  # at least one gradient step happened before the last evaluation
+    for suffix in (("actor", "critic") if env in CONTINUOUS else ("Q", "optimizer")):
         assert (tmp_path / "models" / f"behavioral_{setting}_{suffix}").is_file()
     ok("--generate_buffer", *flags)
     buffers = sorted(p.name for p in (tmp_path / "buffers").iterdir())
     expected = (["action", "first_timestep", "not_done", "replay_info", "reward", "state_161"]
                 if "Pong" in env else ["action", "next_state", "not_done", "ptr", "reward", "state"])
-    assert buffers == sorted(f"Default_{setting}_{name}.npy" for name in expected)
+    name = "Robust" if env in CONTINUOUS else "Default"  # the reference codes' default buffer names
+    assert buffers == sorted(f"{name}_{setting}_{part}.npy" for part in expected)
     for algo, extra in (("BCQ", []), ("SQV", ["--sqv"])):
         log = ok(*flags, *extra)
-        assert f"[{algo}]" in log and "q_loss=" in log
+        assert f"[{algo}]" in log and loss_name in log
         returns = np.load(tmp_path / "results" / f"{algo}_{setting}.npy")
         steps, freq = TINY[env][1], TINY[env][5]
         assert returns.shape == (steps // freq,) and np.isfinite(returns).all()
@@ -98,7 +105,10 @@ def test_reference_format_buffer_trains(tmp_path):
     (["--env", "CartPole-v1"], "python main.py --generate_buffer --env CartPole-v1 --seed 0"),
     (["--env", "CartPole-v1", "--generate_buffer", "--seed", "3"], "python main.py --train_behavioral --env CartPole-v1 --seed 3"),
     (["--env", "NoSuchEnv-v0", "--train_behavioral"], "unknown env id 'NoSuchEnv-v0'"),
-    (["--env", "Pendulum-v1", "--train_behavioral"], "continuous"),
+    (["--env", "Hopper-v3", "--train_behavioral"], "use Hopper-v5"),
+    (["--env", "Pendulum-v1", "--BCQ_threshold", "0.5"], "--BCQ_threshold does not apply to Pendulum-v1"),
+    (["--env", "CartPole-v1", "--phi", "0.1"], "--phi does not apply to CartPole-v1"),
+    (["--env", "Pendulum-v1"], "python main.py --generate_buffer --env Pendulum-v1 --seed 0"),
     (["--env", "CartPole-v1", "--train_behavioral", "--batch_size", "0"], "--batch_size must be positive"),
     (["--env", "CartPole-v1", "--device", "cuda:7"] if not torch.cuda.is_available() else
      ["--env", "CartPole-v1", "--device", "nonsense"], "--device"),
