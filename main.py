@@ -71,14 +71,14 @@ def resolve(args: argparse.Namespace, env: str, max_timesteps: float = 1e6, pres
     """The run's config: every unset flag from ``preset`` (pipeline) or the env's defaults; the family."""
     from common.envs import action_space_of, env_kind
     from common.errors import UserError
-    from common.params import PARAMETERS, defaults, profile_of
+    from common.params import PARAMETERS, defaults, not_applicable, profile_of
     from common.runtime import setting_name
 
     kind = env_kind(env)
     continuous = not hasattr(action_space_of(env), "n")
     profile = profile_of(kind, continuous)
     base = defaults(profile, kind)
-    unused = [name for name in PARAMETERS if getattr(args, name) is not None and base[name] is None]
+    unused = [name for name in PARAMETERS if getattr(args, name) is not None and not_applicable(name, base)]
     if unused:
         raise UserError(f"--{unused[0]} does not apply to {env} ({profile} env, {kind} observations); drop it")
     cfg = dict(vars(args), env=env, kind=kind, profile=profile, default_buffer_name=base["buffer_name"])

@@ -48,10 +48,18 @@ PARAMETERS: dict[str, tuple] = {
                               "truncate episodes after this many agent steps (others: the env's own limit)"),
     # SQV augmentation
     "aug_pad": (int, 4, 1, None, "SQV on images: random-shift padding in pixels (regular column: MinAtar)"),
-    "aug_noise": (float, None, 0.003, 0.003, "SQV on state vectors: Gaussian noise std in units of each "
+    "aug_noise": (float, None, 0.01, 0.01, "SQV on state vectors: Gaussian noise std in units of each "
                                              "dimension's std in the buffer"),
     "pixel_scale": (float, 1.0, 1.0, None, "images are multiplied by this before the network (1/255 for [0, 1])"),
 }
+
+
+# Flags whose ``None`` default means "the env's own value" rather than "does not apply".
+APPLIES_TO_ALL = {"max_episode_timesteps"}
+
+
+def not_applicable(name: str, profile_defaults: dict[str, object]) -> bool:
+    return profile_defaults[name] is None and name not in APPLIES_TO_ALL
 
 
 def profile_of(kind: str, continuous: bool) -> str:

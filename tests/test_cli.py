@@ -132,5 +132,6 @@ def test_readme_documents_every_flag():
     from main import build_parser
     readme = open(os.path.join(ROOT, "README.md")).read()
     flags = [s for action in build_parser()._actions for s in action.option_strings if s.startswith("--")]
-    missing = [f for f in flags if f != "--help" and f"`{f}`" not in readme]
+    documented = lambda f: f"`{f}`" in readme or (f.startswith("--no-") and f"`--{f[5:]}`" in readme)
+    missing = [f for f in flags if f != "--help" and not documented(f)]
     assert not missing, f"README lacks {missing}"
