@@ -70,12 +70,16 @@ def evaluate(act: Callable[[np.ndarray], Any], make_env: Callable[[], Any], seed
              eval_eps: float = 0.0) -> np.ndarray:
     """Raw returns of ``episodes`` episodes on a fresh env seeded ``seed + 100`` (DESIGN §3).
 
-    With probability ``eval_eps`` an action is uniformly random; those draws come from their own
-    generator, so evaluating never changes the training run.
+    With probability ``eval_eps`` an action is uniformly random. Those draws, and any torch
+    sampling inside ``act``, come from generators of their own (seeded ``seed + 100``; the global
+    torch state is restored afterwards), so evaluating never changes the training run.
     """
     env = make_env()
     rng = np.random.default_rng(seed + 100)
-    returns = [run_episode(env, lambda s: epsilon_greedy(act, s, eval_eps, env.action_space, rng),
-                           seed + 100 if k == 0 else None)[0] for k in range(episodes)]
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):  # a policy that samples (BCQ's VAE) uses its own stream
+        torch.manual_seed(seed + 100)
+        returns = [run_episode(env, lambda s: epsilon_greedy(act, s, eval_eps, env.action_space, rng),
+                               seed + 100 if k == 0 else None)[0] for k in range(episodes)]
     env.close()
     return np.array(returns)
