@@ -6,7 +6,7 @@
 
 Prints one JSON object per measurement (median and spread over repeats) and a table. The data are
 random but shaped like the real thing: Atari (4×84×84 uint8 frames in a frame-stacked buffer,
-6 actions, batch 32), CartPole (4-d states, 2 actions, batch 64) and Hopper-shaped continuous
+6 actions, batch 32; plus real PongNoFrameskip-v4 env steps with the DQN choosing each action), CartPole (4-d states, 2 actions, batch 64) and Hopper-shaped continuous
 control (11-d states, 3-d actions, batch 100).
 """
 from __future__ import annotations
@@ -22,9 +22,14 @@ import torch
 
 from common.augment import make_augmentation
 from common.buffers import FrameStackBuffer, ReplayBuffer
-from common.envs import ATARI, VECTOR
+from common.envs import ATARI, VECTOR, make_env
 from common.params import defaults
 from common.runtime import get_device
+from continuous_BCQ.bcq import BCQ as ContinuousBCQ
+from continuous_BCQ.sqv import SQV as ContinuousSQV
+from discrete_SQV.bcq import BCQ
+from discrete_SQV.dqn import DQN
+from discrete_SQV.sqv import SQV
 
 
 def atari_buffer(device, rng, frames=20_000):
@@ -67,6 +72,13 @@ def timed(step, updates: int, repeats: int, device) -> list[float]:
     return rates
 
 
+def report(rows: list, measure: str, case: str, rates: list[float], per_repeat: int, device) -> None:
+    row = {"measure": measure, "case": case, "device": str(device), "median": statistics.median(rates),
+           "min": min(rates), "max": max(rates), "repeats": len(rates), "calls_per_repeat": per_repeat}
+    print(json.dumps(row), flush=True)
+    rows.append(row)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", type=str, default="cpu", help="cpu, cuda or cuda:N")
@@ -76,12 +88,6 @@ def main() -> None:
     device = get_device(args.device)
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
-    from continuous_BCQ.bcq import BCQ as ContinuousBCQ
-    from continuous_BCQ.sqv import SQV as ContinuousSQV
-    from discrete_SQV.bcq import BCQ
-    from discrete_SQV.dqn import DQN
-    from discrete_SQV.sqv import SQV
-
     scale = 1 if args.quick else 4
     cases = []
     atari = atari_buffer(device, rng)
@@ -105,17 +111,20 @@ def main() -> None:
         agent = make()
         if hasattr(agent, "augment"):
             agent.augment = make_augmentation(kind, cfg_case, buffer, device)
-        rates = timed(lambda: agent.train(buffer), updates, args.repeats, device)
-        row = {"measure": "updates_per_s", "case": name, "device": str(device), "median": statistics.median(rates),
-               "min": min(rates), "max": max(rates), "repeats": args.repeats, "updates_per_repeat": updates}
-        print(json.dumps(row))
-        rows.append(row)
-    sample_rates = timed(lambda: atari.sample(), 50 * scale, args.repeats, device)
-    row = {"measure": "samples_per_s", "case": "atari buffer sample b32", "device": str(device),
-           "median": statistics.median(sample_rates), "min": min(sample_rates), "max": max(sample_rates),
-           "repeats": args.repeats, "updates_per_repeat": 50 * scale}
-    print(json.dumps(row))
-    rows.append(row)
+        report(rows, "updates_per_s", name, timed(lambda: agent.train(buffer), updates, args.repeats, device),
+               updates, device)
+    report(rows, "batches_per_s", "atari buffer sample b32", timed(atari.sample, 50 * scale, args.repeats, device),
+           50 * scale, device)
+    pong = make_env("PongNoFrameskip-v4", cfg)
+    dqn = DQN(ATARI, (4, 84, 84), pong.action_space.n, cfg, device)
+    state = {"s": pong.env.reset(seed=0)[0]}
+
+    def env_step():
+        next_state, _, terminated, truncated, _ = pong.env.step(dqn.act(state["s"]))
+        state["s"] = pong.env.reset()[0] if terminated or truncated else next_state
+
+    report(rows, "env_steps_per_s", "Pong env steps, DQN acting", timed(env_step, 100 * scale, args.repeats, device),
+           100 * scale, device)
     print(f"\n{'case':<36}{'median/s':>10}{'min':>10}{'max':>10}   ({device}, {torch.get_num_threads()} threads)")
     for row in rows:
         print(f"{row['case']:<36}{row['median']:>10.1f}{row['min']:>10.1f}{row['max']:>10.1f}")
