@@ -53,6 +53,9 @@ def test_every_stage_end_to_end(env, tmp_path):
                 if "Pong" in env else ["action", "next_state", "not_done", "ptr", "reward", "state"])
     name = "Robust" if env in CONTINUOUS else "Default"  # the reference codes' default buffer names
     assert buffers == sorted(f"{name}_{setting}_{part}.npy" for part in expected)
+    if env == "Pendulum-v1":  # its episodes only ever end by the time limit: never a terminal
+        not_done = np.load(tmp_path / "buffers" / f"{name}_{setting}_not_done.npy")
+        assert not_done.min() == 1.0 and len(not_done) == 300
     for algo, extra in (("BCQ", []), ("SQV", ["--sqv"])):
         log = ok(*flags, *extra)
         assert f"[{algo}]" in log and loss_name in log

@@ -129,3 +129,35 @@ def test_continuous_sqv_critic_regresses_each_view_on_the_other_views_target():
         for s_view, y_other in ((s + 1, y2), (s + 2, y1)):
             expected += ((s_view + a - y_other) ** 2 + (2 * s_view - y_other) ** 2) / 2
     assert loss.item() == pytest.approx(expected)
+
+
+def test_asymmetric_action_bounds_are_refused():
+    import gymnasium as gym
+
+    from common.envs import EnvInfo
+    from common.errors import UserError
+    from continuous_BCQ import family
+
+    info = EnvInfo(None, "vector", (3,), gym.spaces.Box(low=np.array([0.0, -1.0]), high=np.array([1.0, 1.0])))
+    with pytest.raises(UserError, match="symmetric bounds"):
+        family.check_env(info, SimpleNamespace(env="Fake-v0"))
+    family.check_env(EnvInfo(None, "vector", (3,), gym.spaces.Box(-2.0, 2.0, (2,))), SimpleNamespace(env="Ok-v0"))
+
+
+def test_reference_continuous_buffer_loads(tmp_path):
+    """Files as the reference continuous ReplayBuffer.save writes them: float64, (N, action_dim)."""
+    from continuous_BCQ import family
+
+    rng = np.random.default_rng(0)
+    prefix = str(tmp_path / "Robust_Hopper-v5_0")
+    n = 50
+    for name, shape in (("state", (n, 11)), ("next_state", (n, 11)), ("action", (n, 3)), ("reward", (n, 1)),
+                        ("not_done", (n, 1))):
+        np.save(f"{prefix}_{name}.npy", rng.uniform(-1, 1, shape))
+    np.save(f"{prefix}_ptr.npy", n)
+    info = SimpleNamespace(state_shape=(11,), action_space=SimpleNamespace(shape=(3,)))
+    buffer = family.make_buffer(info, SimpleNamespace(batch_size=8), "cpu", rng, 1)
+    buffer.load(prefix)
+    batch = buffer.sample()
+    assert buffer.size == n and batch.action.shape == (8, 3) and batch.action.dtype == torch.float32
+    assert batch.state.dtype == torch.float32 and batch.not_done.shape == (8, 1)
