@@ -104,7 +104,9 @@ def family_for(continuous: bool):
 
 def check(cfg: dict) -> None:
     from common.errors import UserError
+    from common.runtime import get_device
 
+    get_device(cfg["device"])  # a bad --device fails here, before any file is written
     positive = ["max_timesteps", "eval_freq", "eval_episodes", "batch_size", "buffer_size", "train_freq",
                 "target_update_freq", "eps_decay_period", "frame_skip", "frame_size", "state_history"]
     for name in positive:
