@@ -82,9 +82,13 @@ class ReplayBuffer:
         _require(prefix, [*names, "ptr"], how_to_create)
         arrays = {name: np.load(f"{prefix}_{name}.npy") for name in names}
         n = arrays["reward"].shape[0]
-        if arrays["state"].shape[1:] != self.state.shape[1:]:
-            raise UserError(f"buffer {prefix} holds states of shape {arrays['state'].shape[1:]}, but this env's "
-                            f"states have shape {self.state.shape[1:]}: was it generated for another env?")
+        if n == 0:
+            raise UserError(f"buffer {prefix} is empty; regenerate it with: {how_to_create}")
+        for name, store in (("state", self.state), ("action", self.action)):
+            stored = arrays[name].shape[1:] if arrays[name].ndim > 1 else (1,)
+            if int(np.prod(stored)) != int(np.prod(store.shape[1:])) or arrays[name].shape[0] != n:
+                raise UserError(f"buffer {prefix} holds {name}s of shape {arrays[name].shape[1:]}, but this env's "
+                                f"{name}s have shape {store.shape[1:]}: was it generated for another env?")
         if n > self.capacity:
             self.__init__(self.state.shape[1:], n, self.batch_size, self.device, self.rng,
                           self.state.dtype, self.action.shape[1:], self.action.dtype)
@@ -147,6 +151,8 @@ class FrameStackBuffer:
         """Boolean mask of the indices whose s and s' stacks are both stored and consistent."""
         n = self.capacity
         if self.wrapped:
+            # (A buffer filled exactly to capacity counts as wrapped, which also excludes its first
+            # H-1 rows although their stacks are complete: H-1 transitions lost, kept simple.)
             # Distance from the write pointer: the newest row (d = n-1) has no stored s', and rows
             # d < H-1 have a stack reaching back past the pointer into the newest data.
             d = (ind - self.ptr) % n
@@ -202,6 +208,8 @@ class FrameStackBuffer:
         _require(prefix, ["action", "reward", "not_done", "first_timestep", "replay_info"], how_to_create)
         reward = np.load(f"{prefix}_reward.npy")
         n = reward.shape[0]
+        if n == 0:
+            raise UserError(f"buffer {prefix} is empty; regenerate it with: {how_to_create}")
         ptr, chunk = (int(v) for v in np.load(f"{prefix}_replay_info.npy"))
         state_shape = (self.history, *self.frames.shape[1:])
         self.__init__(state_shape, n, self.batch_size, self.device, self.rng, self.frames.device)
@@ -217,6 +225,9 @@ class FrameStackBuffer:
                 found = sorted(glob.glob(f"{glob.escape(prefix)}_state_*.npy"))
                 raise UserError(f"buffer {prefix} is incomplete: {path} is missing (found {len(found)} frame chunks)")
             rows = np.load(path)
+            if len(rows) != end - start:
+                raise UserError(f"buffer {prefix} is inconsistent: {path} holds {len(rows)} frames, expected "
+                                f"{end - start}; regenerate it with: {how_to_create}")
             if rows.shape[1:] != tuple(self.frames.shape[1:]):
                 raise UserError(f"buffer {prefix} holds frames of shape {rows.shape[1:]}, expected "
                                 f"{tuple(self.frames.shape[1:])}: was it generated with another --frame_size?")

@@ -74,16 +74,18 @@ def run_episode(env, choose: Callable[[np.ndarray], Any], seed: int | None = Non
 
 
 def evaluate(act: Callable[[np.ndarray], Any], make_env: Callable[[], Any], seed: int, episodes: int = 10,
-             eval_eps: float = 0.0) -> np.ndarray:
+             eval_eps: float = 0.0, device: torch.device | str = "cpu") -> np.ndarray:
     """Raw returns of ``episodes`` episodes on a fresh env seeded ``seed + 100`` (DESIGN §3).
 
     With probability ``eval_eps`` an action is uniformly random. Those draws, and any torch
     sampling inside ``act``, come from generators of their own (seeded ``seed + 100``; the global
-    torch state is restored afterwards), so evaluating never changes the training run.
+    torch state of the CPU and of ``device`` is restored afterwards), so evaluating never changes
+    the training run.
     """
     env = make_env()
     rng = np.random.default_rng(seed + 100)
-    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    device = torch.device(device)
+    devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):  # a policy that samples (BCQ's VAE) uses its own stream
         torch.manual_seed(seed + 100)
         returns = [run_episode(env, lambda s: epsilon_greedy(act, s, eval_eps, env.action_space, rng),

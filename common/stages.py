@@ -51,7 +51,7 @@ def learning_reward(cfg, reward: float) -> float:
 
 def run_evaluation(agent, cfg) -> float:
     returns = evaluate(agent.act, lambda: make_env(cfg.env, cfg).env, cfg.seed, cfg.eval_episodes,
-                       cfg.eval_eps or 0.0)
+                       cfg.eval_eps or 0.0, agent.device)
     return float(returns.mean())
 
 
@@ -130,7 +130,7 @@ def train_behavioral(cfg, family) -> dict[str, Any]:
         return random_action(info.action_space, rng) if t < cfg.start_timesteps else agent.explore_action(state, rng)
 
     def after_step(t):
-        if t >= cfg.start_timesteps and (t + 1) % cfg.train_freq == 0:
+        if t >= cfg.start_timesteps and (t + 1) % cfg.train_freq == 0 and buffer.size > 1:
             agent.train(buffer)
         if (t + 1) % cfg.eval_freq == 0:
             evaluations.append(run_evaluation(agent, cfg))
@@ -168,8 +168,9 @@ def generate_buffer(cfg, family) -> dict[str, Any]:
     try:
         agent.load(prefix)
     except (RuntimeError, ValueError, KeyError) as err:
-        raise UserError(f"behavioral model {prefix}_* does not fit env {cfg.env} ({str(err).splitlines()[0]}); "
-                        f"retrain it with: {command(cfg, '--train_behavioral')}") from None
+        raise UserError(f"behavioral model {prefix}_* does not fit this code and env {cfg.env} (was it trained "
+                        f"for another env, or saved by the reference code, whose layer names differ?); "
+                        f"train one with: {command(cfg, '--train_behavioral')}") from None
     buffer = family.make_buffer(info, cfg, device, rng, min(cfg.buffer_size, cfg.max_timesteps))
     save_config(cfg, f"buffer_{cfg.buffer_name}")
     episode = {"low_noise": False}
