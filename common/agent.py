@@ -34,6 +34,10 @@ class Agent:
     def after_load(self) -> None:
         """Refresh what is derived from the loaded networks (target networks)."""
 
+    def scalars(self) -> dict[str, float]:
+        """The latest training figures as floats (reads them from the device: call it rarely)."""
+        return {k: float(v) for k, v in self.last_loss.items()}
+
     def loss_summary(self) -> str:
         """The latest loss figures as ``name=value`` (reads them from the device: call it rarely)."""
         return " ".join(f"{k}={float(v):.4g}" for k, v in self.last_loss.items() if math.isfinite(float(v)))

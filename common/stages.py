@@ -18,6 +18,7 @@ from tqdm import tqdm
 from common.envs import EnvInfo, make_env
 from common.errors import UserError
 from common.io import atomic_save_json, atomic_save_npy
+from common.logs import RunLog
 from common.runtime import evaluate, get_device, random_action, set_seed
 
 
@@ -49,10 +50,20 @@ def learning_reward(cfg, reward: float) -> float:
     return float(np.clip(reward, -1.0, 1.0)) if cfg.reward_clipping else float(reward)
 
 
-def run_evaluation(agent, cfg) -> float:
+def run_evaluation(agent, cfg, log: RunLog | None = None, step: int = 0) -> float:
+    """Evaluate the agent; log the episode returns; return their mean."""
     returns = evaluate(agent.act, lambda: make_env(cfg.env, cfg).env, cfg.seed, cfg.eval_episodes,
                        cfg.eval_eps or 0.0, agent.device)
+    if log is not None:
+        log.evaluation(step, returns)
     return float(returns.mean())
+
+
+def train_step(agent, buffer, log: RunLog) -> None:
+    """One update; every ``log_freq`` updates the learner's scalars go to the training log."""
+    agent.train(buffer)
+    if agent.iterations % log.every == 0:
+        log.training(agent.iterations, agent.scalars())
 
 
 def save_config(cfg, name: str, extra: dict | None = None) -> None:
@@ -123,6 +134,7 @@ def train_behavioral(cfg, family) -> dict[str, Any]:
     agent = family.behavioral_agent(info, cfg, device)
     buffer = family.make_buffer(info, cfg, device, rng, cfg.buffer_size)
     save_config(cfg, "behavioral")
+    log = RunLog(cfg, "behavioral")
     evaluations: list[float] = []
     start = time.time()
 
@@ -131,9 +143,9 @@ def train_behavioral(cfg, family) -> dict[str, Any]:
 
     def after_step(t):
         if t >= cfg.start_timesteps and (t + 1) % cfg.train_freq == 0 and buffer.size > 1:
-            agent.train(buffer)
+            train_step(agent, buffer, log)
         if (t + 1) % cfg.eval_freq == 0:
-            evaluations.append(run_evaluation(agent, cfg))
+            evaluations.append(run_evaluation(agent, cfg, log, t + 1))
             atomic_save_npy(results_path(cfg, "behavioral"), evaluations)
             agent.save(model_prefix(cfg, "behavioral"))
             log_eval(bar, "behavioral", t + 1, evaluations[-1], agent)
@@ -141,9 +153,10 @@ def train_behavioral(cfg, family) -> dict[str, Any]:
     with progress(cfg.max_timesteps, f"behavioral {family.BEHAVIORAL} {cfg.env}") as bar:
         returns = interact(info, cfg, buffer, cfg.max_timesteps, choose, after_step, lambda: None, bar)
     if cfg.max_timesteps % cfg.eval_freq != 0:
-        evaluations.append(run_evaluation(agent, cfg))
+        evaluations.append(run_evaluation(agent, cfg, log, cfg.max_timesteps))
         atomic_save_npy(results_path(cfg, "behavioral"), evaluations)
         agent.save(model_prefix(cfg, "behavioral"))
+    log.close()
     info.env.close()
     return {"stage": "behavioral", "final_return": evaluations[-1], "evaluations": evaluations,
             "updates": agent.iterations, "episodes": len(returns), "seconds": time.time() - start}
@@ -183,7 +196,9 @@ def generate_buffer(cfg, family) -> dict[str, Any]:
         returns = interact(info, cfg, buffer, cfg.max_timesteps,
                            lambda state, t: agent.buffer_action(state, rng, episode["low_noise"]),
                            lambda t: None, new_episode, bar)
-    performance = run_evaluation(agent, cfg)
+    log = RunLog(cfg, "buffer_performance")
+    performance = run_evaluation(agent, cfg, log, cfg.max_timesteps)
+    log.close()
     buffer.save(buffer_prefix(cfg))
     atomic_save_npy(results_path(cfg, "buffer_performance"), [performance])
     atomic_save_npy(results_path(cfg, "buffer_returns"), returns)
@@ -206,17 +221,19 @@ def train_offline(cfg, family, algo: str = "BCQ") -> dict[str, Any]:
     buffer.load(buffer_prefix(cfg), how_to_create=command(cfg, "--generate_buffer"))
     agent = family.offline_agent(algo, info, cfg, device, buffer)
     save_config(cfg, algo, {"augmentation": repr(getattr(agent, "augment", None))})
+    log = RunLog(cfg, algo)
     evaluations: list[float] = []
     start = time.time()
     with progress(cfg.max_timesteps, f"{algo} {cfg.env}") as bar:
         while agent.iterations < cfg.max_timesteps:
             for _ in range(min(cfg.eval_freq, cfg.max_timesteps - agent.iterations)):
-                agent.train(buffer)
+                train_step(agent, buffer, log)
                 bar.update()
-            evaluations.append(run_evaluation(agent, cfg))
+            evaluations.append(run_evaluation(agent, cfg, log, agent.iterations))
             atomic_save_npy(results_path(cfg, algo), evaluations)
             log_eval(bar, algo, agent.iterations, evaluations[-1], agent)
     agent.save(model_prefix(cfg, algo))
+    log.close()
     info.env.close()
     return {"stage": algo, "final_return": evaluations[-1], "evaluations": evaluations,
             "updates": agent.iterations, "seconds": time.time() - start}

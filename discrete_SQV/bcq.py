@@ -31,6 +31,7 @@ class BCQ(DQN):
     """
 
     imitation = True
+    logs_epsilon = False
 
     def __init__(self, kind, state_shape, num_actions, cfg, device):
         super().__init__(kind, state_shape, num_actions, cfg, device)

@@ -23,6 +23,7 @@ class DQN(Agent):
     """
 
     imitation = False
+    logs_epsilon = True  # the behavioral agent's ε schedule; offline learners do not explore
 
     def __init__(self, kind: str, state_shape: tuple, num_actions: int, cfg: Any, device: torch.device):
         super().__init__(device)
@@ -92,6 +93,9 @@ class DQN(Agent):
             soft_update(self.Q_target, self.Q, self.tau)
         elif self.iterations % self.target_update_freq == 0:
             self.Q_target.load_state_dict(self.Q.state_dict())
+
+    def scalars(self) -> dict[str, float]:
+        return {**super().scalars(), **({"epsilon": self.epsilon()} if self.logs_epsilon else {})}
 
     def after_load(self) -> None:
         self.Q_target = frozen_copy(self.Q)

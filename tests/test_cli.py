@@ -40,7 +40,9 @@ CONTINUOUS = ("Pendulum-v1", "Hopper-v5")
 
 @pytest.mark.parametrize("env", list(TINY))
 def test_every_stage_end_to_end(env, tmp_path):
-    flags = ["--env", env, "--out_dir", tmp_path, *TINY[env]]
+    flags = ["--env", env, "--out_dir", tmp_path, "--log_freq", 10, *TINY[env]]
+    if env == "CartPole-v1":
+        flags.append("--tensorboard")
     setting = env.replace("/", "_") + "_0"
     loss_name = "critic_loss=" if env in CONTINUOUS else "q_loss="
     log = ok("--train_behavioral", *flags)
@@ -64,6 +66,15 @@ def test_every_stage_end_to_end(env, tmp_path):
         assert returns.shape == (steps // freq,) and np.isfinite(returns).all()
     for name in ("behavioral", "buffer_performance", "buffer_returns"):
         assert np.isfinite(np.load(tmp_path / "results" / f"{name}_{setting}.npy")).all()
+    for name in ("behavioral", "BCQ", "SQV"):  # CSV logs beside the reference files
+        evals = (tmp_path / "results" / f"{name}_{setting}_eval.csv").read_text().splitlines()
+        assert evals[0] == "step,mean_return,std_return,episodes,wall_seconds" and len(evals) >= 2
+        train = (tmp_path / "results" / f"{name}_{setting}_train.csv").read_text().splitlines()
+        assert train[0].startswith("step,wall_seconds,") and len(train) >= 2
+    assert ("epsilon" in (tmp_path / "results" / f"behavioral_{setting}_train.csv").read_text()) == (
+        env not in CONTINUOUS)
+    if env == "CartPole-v1":
+        assert any((tmp_path / "runs" / f"SQV_{setting}").iterdir())  # --tensorboard events
     assert not list(tmp_path.rglob("*.tmp")) and not (tmp_path / "buffers" / "MinAtar").exists()
 
 
