@@ -155,6 +155,12 @@ def run_pipeline(args) -> None:
     for name, value, seconds in rows:
         print(f"{name:<22}{value:>10.1f}{seconds / 60:>10.1f}")
     print("buffer policy = mean raw return of the buffer's finished episodes (the noisy behavioral policy)")
+    import os
+
+    from plot import make_report
+
+    report = make_report(os.path.join(cfg.out_dir, "results"), os.path.join(cfg.out_dir, "plots"))
+    print(f"plots: {', '.join(report['figures'])}; table: {report['table']}")
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,84 @@
+"""Aggregate statistics for comparing learners across envs and seeds.
+
+Percentile bootstrap confidence intervals of a mean over seeds; the interquartile mean (IQM) with
+stratified bootstrap CIs (Agarwal et al. 2021, the estimator of `rliable`, which does not import
+here: its `arch` dependency fails against current pandas); the relative improvement of SQV over
+BCQ; human-normalized Atari scores.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# Published random-agent and human scores (Mnih et al. 2015; Badia et al. 2020), per ALE game.
+ATARI_RANDOM = {
+    "Alien": 227.8, "Amidar": 5.8, "Assault": 222.4, "Asterix": 210.0, "Asteroids": 719.1, "Atlantis": 12850.0,
+    "BankHeist": 14.2, "BattleZone": 2360.0, "BeamRider": 363.9, "Bowling": 23.1, "Boxing": 0.1, "Breakout": 1.7,
+    "Centipede": 2090.9, "ChopperCommand": 811.0, "CrazyClimber": 10780.5, "DemonAttack": 152.1,
+    "DoubleDunk": -18.6, "Enduro": 0.0, "FishingDerby": -91.7, "Freeway": 0.0, "Frostbite": 65.2,
+    "Gopher": 257.6, "Gravitar": 173.0, "Hero": 1027.0, "IceHockey": -11.2, "Jamesbond": 29.0, "Kangaroo": 52.0,
+    "Krull": 1598.0, "KungFuMaster": 258.5, "MontezumaRevenge": 0.0, "MsPacman": 307.3, "NameThisGame": 2292.3,
+    "Pong": -20.7, "PrivateEye": 24.9, "Qbert": 163.9, "Riverraid": 1338.5, "RoadRunner": 11.5, "Robotank": 2.2,
+    "Seaquest": 68.4, "SpaceInvaders": 148.0, "StarGunner": 664.0, "Tennis": -23.8, "TimePilot": 3568.0,
+    "Tutankham": 11.4, "UpNDown": 533.4, "Venture": 0.0, "VideoPinball": 16256.9, "WizardOfWor": 563.5,
+    "Zaxxon": 32.5,
+}
+ATARI_HUMAN = {
+    "Alien": 7127.7, "Amidar": 1719.5, "Assault": 742.0, "Asterix": 8503.3, "Asteroids": 47388.7,
+    "Atlantis": 29028.1, "BankHeist": 753.1, "BattleZone": 37187.5, "BeamRider": 16926.5, "Bowling": 160.7,
+    "Boxing": 12.1, "Breakout": 30.5, "Centipede": 12017.0, "ChopperCommand": 7387.8, "CrazyClimber": 35829.4,
+    "DemonAttack": 1971.0, "DoubleDunk": -16.4, "Enduro": 860.5, "FishingDerby": -38.7, "Freeway": 29.6,
+    "Frostbite": 4334.7, "Gopher": 2412.5, "Gravitar": 3351.4, "Hero": 30826.4, "IceHockey": 0.9,
+    "Jamesbond": 302.8, "Kangaroo": 3035.0, "Krull": 2665.5, "KungFuMaster": 22736.3, "MontezumaRevenge": 4753.3,
+    "MsPacman": 6951.6, "NameThisGame": 8049.0, "Pong": 14.6, "PrivateEye": 69571.3, "Qbert": 13455.0,
+    "Riverraid": 17118.0, "RoadRunner": 7845.0, "Robotank": 11.9, "Seaquest": 42054.7, "SpaceInvaders": 1668.7,
+    "StarGunner": 10250.0, "Tennis": -8.3, "TimePilot": 5229.2, "Tutankham": 167.6, "UpNDown": 11693.2,
+    "Venture": 1187.5, "VideoPinball": 17667.9, "WizardOfWor": 4756.5, "Zaxxon": 9173.3,
+}
+
+
+def atari_game(env: str) -> str | None:
+    """'Pong' for PongNoFrameskip-v4, AsterixNoFrameskip-v0 or ALE_Pong-v5 (file-name form); else None."""
+    name = env.split("_", 1)[1] if env.startswith("ALE_") else env
+    name = name.split("-v")[0].replace("NoFrameskip", "").replace("Deterministic", "")
+    return name if name in ATARI_HUMAN else None
+
+
+def human_normalized(env: str, score):
+    game = atari_game(env)
+    if game is None:
+        return None
+    return (np.asarray(score, dtype=float) - ATARI_RANDOM[game]) / (ATARI_HUMAN[game] - ATARI_RANDOM[game])
+
+
+def relative_improvement(sqv: float, bcq: float) -> float:
+    """(SQV − BCQ) / |BCQ|, from the seed-mean final returns (the SQV paper's per-game figure)."""
+    return (sqv - bcq) / abs(bcq) if bcq != 0 else float("nan")
+
+
+def bootstrap_mean_ci(samples: np.ndarray, rng: np.random.Generator, reps: int = 2000, level: float = 0.95):
+    """Percentile bootstrap CI of the mean over axis 0 (seeds), for every column at once."""
+    samples = np.asarray(samples, dtype=float)
+    n = samples.shape[0]
+    means = samples[rng.integers(0, n, (reps, n))].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    return np.percentile(means, tail, axis=0), np.percentile(means, 100 - tail, axis=0)
+
+
+def iqm(scores: np.ndarray) -> float:
+    """Interquartile mean of all entries: the mean of the middle 50% (scipy's trim_mean(0.25))."""
+    values = np.sort(np.asarray(scores, dtype=float).ravel())
+    n = len(values)
+    cut = int(np.floor(0.25 * n))
+    return float(values[cut:n - cut].mean())
+
+
+def stratified_bootstrap_ci(scores: np.ndarray, statistic=iqm, rng: np.random.Generator | None = None,
+                            reps: int = 2000, level: float = 0.95) -> tuple[float, float]:
+    """CI of ``statistic`` over a (runs × tasks) score matrix, resampling runs within each task."""
+    rng = rng or np.random.default_rng(0)
+    scores = np.asarray(scores, dtype=float)
+    runs, tasks = scores.shape
+    picks = rng.integers(0, runs, (reps, runs, tasks))
+    values = [statistic(scores[picks[r], np.arange(tasks)]) for r in range(reps)]
+    tail = (1 - level) / 2 * 100
+    return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))

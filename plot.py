@@ -1,0 +1,206 @@
+"""Learning curves, a summary figure and a comparison table from a results directory.
+
+    python plot.py                       # reads ./results, writes ./plots
+    python plot.py --results_dir runs1/results --out_dir figs
+
+Per env: `{env}.png` with BCQ and SQV learning curves (mean over seeds, shaded 95% percentile
+bootstrap band over seeds) and the behavioral and buffer-policy returns as horizontal lines.
+Across envs: `summary.png` with SQV's relative improvement over BCQ per env, (SQV − BCQ) / |BCQ|
+of the seed-mean final returns, and the human-normalized final scores of Atari games; the IQM of
+human-normalized scores with stratified bootstrap CIs when Atari games are present. The table
+(`table.md`, also printed) gives, per env, mean ± std over seeds (n) of the behavioral, buffer, BCQ
+and SQV returns and the improvement.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import re
+from collections import defaultdict
+
+import numpy as np
+
+from common.io import atomic_open
+from common.scores import (bootstrap_mean_ci, human_normalized, iqm, relative_improvement,
+                           stratified_bootstrap_ci)
+
+ALGOS = ("BCQ", "SQV")
+PATTERN = re.compile(r"^(BCQ|SQV|behavioral|buffer_returns)_(.+)_(\d+)\.npy$")
+
+
+def collect(results_dir: str) -> dict[str, dict[str, dict[int, np.ndarray]]]:
+    """env → kind (BCQ, SQV, behavioral, buffer_returns) → seed → array of returns."""
+    found: dict = defaultdict(lambda: defaultdict(dict))
+    for name in sorted(os.listdir(results_dir)):
+        match = PATTERN.match(name)
+        if match:
+            kind, env, seed = match[1], match[2], int(match[3])
+            found[env][kind][seed] = np.atleast_1d(np.load(os.path.join(results_dir, name)))
+    return found
+
+
+def eval_steps(results_dir: str, algo: str, env: str, seed: int, n: int) -> tuple[np.ndarray, str]:
+    """Iterations of each evaluation from the run's eval CSV, or 1, 2, ... when it is absent."""
+    path = os.path.join(results_dir, f"{algo}_{env}_{seed}_eval.csv")
+    if os.path.exists(path):
+        with open(path) as f:
+            steps = [int(row["step"]) for row in csv.DictReader(f)]
+        if len(steps) >= n:
+            return np.array(steps[:n]), "training iterations"
+    return np.arange(1, n + 1), "evaluation"
+
+
+def final(runs: dict[int, np.ndarray]) -> np.ndarray:
+    return np.array([runs[s][-1] for s in sorted(runs)])
+
+
+def summarize(found) -> list[dict]:
+    """One row per env: mean, std and n over seeds of each figure, and SQV's improvement."""
+    rows = []
+    for env, kinds in sorted(found.items()):
+        row = {"env": env}
+        per_kind = {"behavioral": final(kinds["behavioral"]) if kinds.get("behavioral") else None,
+                    "buffer": (np.array([kinds["buffer_returns"][s].mean() for s in sorted(kinds["buffer_returns"])])
+                               if kinds.get("buffer_returns") else None),
+                    **{algo: final(kinds[algo]) if kinds.get(algo) else None for algo in ALGOS}}
+        for key, values in per_kind.items():
+            row[key] = None if values is None else (float(values.mean()), float(values.std()), len(values))
+        row["improvement"] = (relative_improvement(row["SQV"][0], row["BCQ"][0])
+                              if row["SQV"] and row["BCQ"] else None)
+        rows.append(row)
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    def cell(v):
+        return "—" if v is None else f"{v[0]:.1f} ± {v[1]:.1f} ({v[2]})"
+    lines = ["| env | behavioral | buffer | BCQ | SQV | SQV vs BCQ |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        imp = "—" if r["improvement"] is None else f"{100 * r['improvement']:+.1f}%"
+        lines.append(f"| {r['env']} | {cell(r['behavioral'])} | {cell(r['buffer'])} | {cell(r['BCQ'])} | "
+                     f"{cell(r['SQV'])} | {imp} |")
+    return "\n".join(lines)
+
+
+def atari_iqm(found, rng) -> dict[str, tuple[float, float, float]]:
+    """IQM of human-normalized final scores over Atari games × seeds, with stratified bootstrap CIs."""
+    out = {}
+    for algo in ALGOS:
+        games = [env for env in sorted(found) if human_normalized(env, 0.0) is not None and found[env].get(algo)]
+        if not games:
+            continue
+        seeds = min(len(found[env][algo]) for env in games)
+        matrix = np.stack([human_normalized(env, final(found[env][algo])[:seeds]) for env in games], axis=1)
+        low, high = stratified_bootstrap_ci(matrix, iqm, rng)
+        out[algo] = (iqm(matrix), low, high)
+    return out
+
+
+def save_figure(fig, path: str) -> None:
+    with atomic_open(path) as f:
+        fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
+
+
+def plot_env(env: str, kinds, results_dir: str, path: str, rng) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    xlabel = "evaluation"
+    for algo, color in zip(ALGOS, ("tab:blue", "tab:orange")):
+        runs = kinds.get(algo)
+        if not runs:
+            continue
+        seeds = sorted(runs)
+        length = min(len(runs[s]) for s in seeds)
+        curves = np.stack([runs[s][:length] for s in seeds])
+        steps, xlabel = eval_steps(results_dir, algo, env, seeds[0], length)
+        low, high = bootstrap_mean_ci(curves, rng)
+        ax.plot(steps, curves.mean(0), color=color, label=f"{algo} (n={len(seeds)})")
+        ax.fill_between(steps, low, high, color=color, alpha=0.25)
+    for key, label, style in (("behavioral", "behavioral", "--"), ("buffer_returns", "buffer policy", ":")):
+        runs = kinds.get(key)
+        if runs:
+            value = np.mean([runs[s][-1] if key == "behavioral" else runs[s].mean() for s in runs])
+            ax.axhline(value, color="gray", linestyle=style, label=f"{label} ({value:.1f})")
+    ax.set(title=f"{env}  (bands: 95% bootstrap CI over seeds)", xlabel=xlabel, ylabel="mean evaluation return")
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def plot_summary(rows: list[dict], path: str) -> None:
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in rows if r["improvement"] is not None]
+    atari = [r for r in rows if human_normalized(r["env"], 0.0) is not None]
+    fig, axes = plt.subplots(1, 2 if atari else 1, figsize=(11 if atari else 6, 4), squeeze=False)
+    ax = axes[0, 0]
+    values = [100 * r["improvement"] for r in rows]
+    ax.bar([r["env"] for r in rows], values, color=["tab:green" if v >= 0 else "tab:red" for v in values])
+    if values:
+        ax.axhline(np.mean(values), color="black", linestyle="--", label=f"mean {np.mean(values):+.1f}%")
+        ax.legend(fontsize=8)
+    ax.set(title="SQV vs BCQ: (SQV − BCQ) / |BCQ| of final returns", ylabel="%")
+    ax.tick_params(axis="x", rotation=45)
+    if atari:
+        ax = axes[0, 1]
+        x = np.arange(len(atari))
+        for k, algo in enumerate(ALGOS):
+            ax.bar(x + 0.4 * k, [float(human_normalized(r["env"], r[algo][0])) for r in atari], 0.4, label=algo)
+        ax.set_xticks(x + 0.2, [r["env"] for r in atari], rotation=45)
+        ax.set(title="human-normalized final score", ylabel="(score − random) / (human − random)")
+        ax.legend(fontsize=8)
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def make_report(results_dir: str, out_dir: str, seed: int = 0) -> dict[str, object]:
+    """Draw every figure and write the table; returns the paths and the summary rows."""
+    import matplotlib
+    matplotlib.use("Agg")
+
+    found = collect(results_dir)
+    if not found:
+        raise FileNotFoundError(f"no results files (BCQ_*, SQV_*, behavioral_*) in {results_dir}")
+    rng = np.random.default_rng(seed)
+    os.makedirs(out_dir, exist_ok=True)
+    paths = []
+    for env, kinds in sorted(found.items()):
+        paths.append(os.path.join(out_dir, f"{env}.png"))
+        plot_env(env, kinds, results_dir, paths[-1], rng)
+    rows = summarize(found)
+    paths.append(os.path.join(out_dir, "summary.png"))
+    plot_summary(rows, paths[-1])
+    table = markdown_table(rows)
+    aggregate = atari_iqm(found, rng)
+    if aggregate:
+        table += "\n\nIQM of human-normalized final scores over Atari games × seeds (95% stratified bootstrap CI):\n"
+        table += "\n".join(f"- {algo}: {v:.3f} [{lo:.3f}, {hi:.3f}]" for algo, (v, lo, hi) in aggregate.items())
+    table_path = os.path.join(out_dir, "table.md")
+    with atomic_open(table_path) as f:
+        f.write((table + "\n").encode())
+    return {"figures": paths, "table": table_path, "rows": rows, "markdown": table, "iqm": aggregate}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results_dir", type=str, default="results", help="where the results/*.npy files are")
+    parser.add_argument("--out_dir", type=str, default="plots", help="where the PNG files and table.md go")
+    args = parser.parse_args()
+    if not os.path.isdir(args.results_dir):
+        print(f"error: no results directory {args.results_dir}; run python main.py --pipeline first",
+              file=__import__("sys").stderr)
+        return 2
+    try:
+        report = make_report(args.results_dir, args.out_dir)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=__import__("sys").stderr)
+        return 2
+    print(report["markdown"])
+    print("\n".join(["", *report["figures"], report["table"]]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

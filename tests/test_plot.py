@@ -1,0 +1,60 @@
+"""Plots and the comparison table on synthetic results directories; the aggregate statistics."""
+import numpy as np
+import pytest
+
+from common.scores import (bootstrap_mean_ci, human_normalized, iqm, relative_improvement,
+                           stratified_bootstrap_ci)
+from plot import make_report
+
+
+def write_results(directory, env, seeds, bcq, sqv, behavioral, buffer):
+    for k, seed in enumerate(seeds):
+        np.save(directory / f"BCQ_{env}_{seed}.npy", np.array([bcq[k] / 2, bcq[k]]))
+        np.save(directory / f"SQV_{env}_{seed}.npy", np.array([sqv[k] / 2, sqv[k]]))
+        np.save(directory / f"behavioral_{env}_{seed}.npy", np.array([0.0, behavioral[k]]))
+        np.save(directory / f"buffer_returns_{env}_{seed}.npy", np.array(buffer[k]))
+
+
+def test_report_files_and_table_numbers(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    write_results(results, "CartPole-v1", [0, 1, 2], [100, 200, 300], [150, 250, 350], [500, 500, 400],
+                  [[10, 20], [30, 40], [50, 60]])
+    write_results(results, "PongNoFrameskip-v4", [0, 1], [-10, 0], [-5, 5], [20, 20], [[1], [3]])  # seed 2 missing
+    write_results(results, "MinAtar_Breakout-v1", [0, 1, 2], [10, 10, 10], [5, 5, 5], [12, 12, 12], [[1], [1], [1]])
+    report = make_report(str(results), str(tmp_path / "plots"))
+    names = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert names == ["CartPole-v1.png", "MinAtar_Breakout-v1.png", "PongNoFrameskip-v4.png", "summary.png",
+                     "table.md"]
+    assert all((tmp_path / "plots" / n).stat().st_size > 5000 for n in names if n.endswith(".png"))
+    rows = {r["env"]: r for r in report["rows"]}
+    cart = rows["CartPole-v1"]
+    assert cart["BCQ"] == pytest.approx((200.0, np.std([100, 200, 300]), 3))
+    assert cart["buffer"] == pytest.approx((35.0, np.std([15, 35, 55]), 3))  # per-seed means first
+    assert cart["improvement"] == pytest.approx((250 - 200) / 200)
+    pong = rows["PongNoFrameskip-v4"]
+    assert pong["SQV"][2] == 2 and pong["improvement"] == pytest.approx((0 - -5) / 5)
+    assert rows["MinAtar_Breakout-v1"]["improvement"] == pytest.approx(-0.5)
+    table = (tmp_path / "plots" / "table.md").read_text()
+    assert "| CartPole-v1 | 466.7 ± 47.1 (3) | 35.0 ± 16.3 (3) | 200.0 ± 81.6 (3) | 250.0 ± 81.6 (3) | +25.0% |" in table
+    assert "IQM of human-normalized" in table  # Pong is an Atari game with published scores
+
+
+def test_scores_by_hand():
+    assert iqm(np.arange(8.0)) == pytest.approx(np.mean([2, 3, 4, 5]))
+    assert iqm([[1.0, 100.0], [2.0, 3.0]]) == pytest.approx(2.5)
+    assert relative_improvement(-50.0, -100.0) == pytest.approx(0.5)  # less negative is better
+    assert human_normalized("PongNoFrameskip-v4", 14.6) == pytest.approx(1.0)
+    assert human_normalized("ALE_Pong-v5", -20.7) == pytest.approx(0.0)
+    assert human_normalized("AsterixNoFrameskip-v0", 8503.3) == pytest.approx(1.0)
+    assert human_normalized("CartPole-v1", 1.0) is None
+    low, high = bootstrap_mean_ci(np.array([[1.0], [1.0], [1.0]]), np.random.default_rng(0))
+    assert low[0] == high[0] == 1.0
+    rng = np.random.default_rng(0)
+    low, high = bootstrap_mean_ci(rng.normal(size=(50, 1)), rng)
+    assert low[0] < 0.0 < high[0]
+    constant = np.full((4, 3), 2.0)
+    assert stratified_bootstrap_ci(constant, iqm) == (2.0, 2.0)
+    spread = np.array([[0.0, 10.0], [1.0, 11.0], [2.0, 12.0]])
+    low, high = stratified_bootstrap_ci(spread, iqm, np.random.default_rng(1), reps=500)
+    assert 0.0 <= low <= iqm(spread) <= high <= 12.0
