@@ -2,7 +2,7 @@
 
 Percentile bootstrap confidence intervals of a mean over seeds; the interquartile mean (IQM) with
 stratified bootstrap CIs (Agarwal et al. 2021, the estimator of `rliable`, which does not import
-here: its `arch` dependency fails against current pandas); the relative improvement of SQV over
+here: its dependency arch 7.2.0 fails against pandas 3.1.1); the relative improvement of SQV over
 BCQ; human-normalized Atari scores.
 """
 from __future__ import annotations
