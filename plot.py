@@ -77,7 +77,8 @@ def markdown_table(rows: list[dict]) -> str:
         return "—" if v is None else f"{v[0]:.1f} ± {v[1]:.1f} ({v[2]})"
     lines = ["| env | behavioral | buffer | BCQ | SQV | SQV vs BCQ |", "|---|---|---|---|---|---|"]
     for r in rows:
-        imp = "—" if r["improvement"] is None else f"{100 * r['improvement']:+.1f}%"
+        imp = ("—" if r["improvement"] is None or not np.isfinite(r["improvement"])
+               else f"{100 * r['improvement']:+.1f}%")  # undefined when BCQ's mean is 0
         lines.append(f"| {r['env']} | {cell(r['behavioral'])} | {cell(r['buffer'])} | {cell(r['BCQ'])} | "
                      f"{cell(r['SQV'])} | {imp} |")
     return "\n".join(lines)
@@ -132,7 +133,7 @@ def plot_env(env: str, kinds, results_dir: str, path: str, rng) -> None:
 def plot_summary(rows: list[dict], path: str) -> None:
     import matplotlib.pyplot as plt
 
-    rows = [r for r in rows if r["improvement"] is not None]
+    rows = [r for r in rows if r["improvement"] is not None and np.isfinite(r["improvement"])]
     atari = [r for r in rows if human_normalized(r["env"], 0.0) is not None]
     fig, axes = plt.subplots(1, 2 if atari else 1, figsize=(11 if atari else 6, 4), squeeze=False)
     ax = axes[0, 0]
