@@ -26,7 +26,7 @@ from common.scores import (bootstrap_mean_ci, human_normalized, iqm, relative_im
                            stratified_bootstrap_ci)
 
 ALGOS = ("BCQ", "SQV")
-PATTERN = re.compile(r"^(BCQ|SQV|behavioral|buffer_returns)_(.+)_(\d+)\.npy$")
+PATTERN = re.compile(r"^(BCQ|SQV|behavioral|buffer_returns)_(.+)_(-?\d+)\.npy$")
 
 
 def collect(results_dir: str) -> dict[str, dict[str, dict[int, np.ndarray]]]:
@@ -55,14 +55,19 @@ def final(runs: dict[int, np.ndarray]) -> np.ndarray:
     return np.array([runs[s][-1] for s in sorted(runs)])
 
 
+def buffer_means(runs: dict[int, np.ndarray] | None) -> np.ndarray | None:
+    """Per-seed mean episode return of the buffer; seeds whose buffer finished no episode are skipped."""
+    means = [runs[s].mean() for s in sorted(runs or {}) if len(runs[s])]
+    return np.array(means) if means else None
+
+
 def summarize(found) -> list[dict]:
     """One row per env: mean, std and n over seeds of each figure, and SQV's improvement."""
     rows = []
     for env, kinds in sorted(found.items()):
         row = {"env": env}
         per_kind = {"behavioral": final(kinds["behavioral"]) if kinds.get("behavioral") else None,
-                    "buffer": (np.array([kinds["buffer_returns"][s].mean() for s in sorted(kinds["buffer_returns"])])
-                               if kinds.get("buffer_returns") else None),
+                    "buffer": buffer_means(kinds.get("buffer_returns")),
                     **{algo: final(kinds[algo]) if kinds.get(algo) else None for algo in ALGOS}}
         for key, values in per_kind.items():
             row[key] = None if values is None else (float(values.mean()), float(values.std()), len(values))
@@ -86,15 +91,16 @@ def markdown_table(rows: list[dict]) -> str:
 
 def atari_iqm(found, rng) -> dict[str, tuple[float, float, float]]:
     """IQM of human-normalized final scores over Atari games × seeds, with stratified bootstrap CIs."""
+    games = [env for env in sorted(found) if human_normalized(env, 0.0) is not None
+             and all(found[env].get(algo) for algo in ALGOS)]  # the same games for both algorithms
     out = {}
     for algo in ALGOS:
-        games = [env for env in sorted(found) if human_normalized(env, 0.0) is not None and found[env].get(algo)]
         if not games:
-            continue
-        seeds = min(len(found[env][algo]) for env in games)
+            break
+        seeds = min(len(found[env][algo]) for env in games)  # a rectangular runs × games matrix
         matrix = np.stack([human_normalized(env, final(found[env][algo])[:seeds]) for env in games], axis=1)
         low, high = stratified_bootstrap_ci(matrix, iqm, rng)
-        out[algo] = (iqm(matrix), low, high)
+        out[algo] = (iqm(matrix), low, high, len(games), seeds)
     return out
 
 
@@ -107,7 +113,10 @@ def plot_env(env: str, kinds, results_dir: str, path: str, rng) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    xlabel = "evaluation"
+    axes = {algo: eval_steps(results_dir, algo, env, min(kinds[algo]), min(len(r) for r in kinds[algo].values()))
+            for algo in ALGOS if kinds.get(algo)}
+    use_iterations = all(label == "training iterations" for _, label in axes.values())
+    xlabel = "training iterations" if use_iterations else "evaluation"
     for algo, color in zip(ALGOS, ("tab:blue", "tab:orange")):
         runs = kinds.get(algo)
         if not runs:
@@ -115,14 +124,15 @@ def plot_env(env: str, kinds, results_dir: str, path: str, rng) -> None:
         seeds = sorted(runs)
         length = min(len(runs[s]) for s in seeds)
         curves = np.stack([runs[s][:length] for s in seeds])
-        steps, xlabel = eval_steps(results_dir, algo, env, seeds[0], length)
+        steps = axes[algo][0] if use_iterations else np.arange(1, length + 1)  # one x unit for every curve
         low, high = bootstrap_mean_ci(curves, rng)
         ax.plot(steps, curves.mean(0), color=color, label=f"{algo} (n={len(seeds)})")
         ax.fill_between(steps, low, high, color=color, alpha=0.25)
     for key, label, style in (("behavioral", "behavioral", "--"), ("buffer_returns", "buffer policy", ":")):
-        runs = kinds.get(key)
-        if runs:
-            value = np.mean([runs[s][-1] if key == "behavioral" else runs[s].mean() for s in runs])
+        values = final(kinds[key]) if key == "behavioral" and kinds.get(key) else (
+            buffer_means(kinds.get(key)) if key == "buffer_returns" else None)
+        if values is not None:
+            value = float(np.mean(values))
             ax.axhline(value, color="gray", linestyle=style, label=f"{label} ({value:.1f})")
     ax.set(title=f"{env}  (bands: 95% bootstrap CI over seeds)", xlabel=xlabel, ylabel="mean evaluation return")
     ax.legend(fontsize=8)
@@ -177,7 +187,8 @@ def make_report(results_dir: str, out_dir: str, seed: int = 0) -> dict[str, obje
     aggregate = atari_iqm(found, rng)
     if aggregate:
         table += "\n\nIQM of human-normalized final scores over Atari games × seeds (95% stratified bootstrap CI):\n"
-        table += "\n".join(f"- {algo}: {v:.3f} [{lo:.3f}, {hi:.3f}]" for algo, (v, lo, hi) in aggregate.items())
+        table += "\n".join(f"- {algo}: {v:.3f} [{lo:.3f}, {hi:.3f}] ({g} games with both BCQ and SQV, "
+                           f"the first {n} seeds of each)" for algo, (v, lo, hi, g, n) in aggregate.items())
     table_path = os.path.join(out_dir, "table.md")
     with atomic_open(table_path) as f:
         f.write((table + "\n").encode())

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-# Published random-agent and human scores (Mnih et al. 2015; Badia et al. 2020), per ALE game.
+# Published random-agent scores (Mnih et al. 2015) and human scores (as tabulated by Badia et al. 2020) for
+# the 49 games of Mnih et al. 2015; other games are not normalized.
 ATARI_RANDOM = {
     "Alien": 227.8, "Amidar": 5.8, "Assault": 222.4, "Asterix": 210.0, "Asteroids": 719.1, "Atlantis": 12850.0,
     "BankHeist": 14.2, "BattleZone": 2360.0, "BeamRider": 363.9, "Bowling": 23.1, "Boxing": 0.1, "Breakout": 1.7,

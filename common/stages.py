@@ -150,13 +150,15 @@ def train_behavioral(cfg, family) -> dict[str, Any]:
             agent.save(model_prefix(cfg, "behavioral"))
             log_eval(bar, "behavioral", t + 1, evaluations[-1], agent)
 
-    with progress(cfg.max_timesteps, f"behavioral {family.BEHAVIORAL} {cfg.env}") as bar:
-        returns = interact(info, cfg, buffer, cfg.max_timesteps, choose, after_step, lambda: None, bar)
-    if cfg.max_timesteps % cfg.eval_freq != 0:
-        evaluations.append(run_evaluation(agent, cfg, log, cfg.max_timesteps))
-        atomic_save_npy(results_path(cfg, "behavioral"), evaluations)
-        agent.save(model_prefix(cfg, "behavioral"))
-    log.close()
+    try:
+        with progress(cfg.max_timesteps, f"behavioral {family.BEHAVIORAL} {cfg.env}") as bar:
+            returns = interact(info, cfg, buffer, cfg.max_timesteps, choose, after_step, lambda: None, bar)
+        if cfg.max_timesteps % cfg.eval_freq != 0:
+            evaluations.append(run_evaluation(agent, cfg, log, cfg.max_timesteps))
+            atomic_save_npy(results_path(cfg, "behavioral"), evaluations)
+            agent.save(model_prefix(cfg, "behavioral"))
+    finally:
+        log.close()  # flush TensorBoard events even when interrupted
     info.env.close()
     return {"stage": "behavioral", "final_return": evaluations[-1], "evaluations": evaluations,
             "updates": agent.iterations, "episodes": len(returns), "seconds": time.time() - start}
@@ -224,16 +226,18 @@ def train_offline(cfg, family, algo: str = "BCQ") -> dict[str, Any]:
     log = RunLog(cfg, algo)
     evaluations: list[float] = []
     start = time.time()
-    with progress(cfg.max_timesteps, f"{algo} {cfg.env}") as bar:
-        while agent.iterations < cfg.max_timesteps:
-            for _ in range(min(cfg.eval_freq, cfg.max_timesteps - agent.iterations)):
-                train_step(agent, buffer, log)
-                bar.update()
-            evaluations.append(run_evaluation(agent, cfg, log, agent.iterations))
-            atomic_save_npy(results_path(cfg, algo), evaluations)
-            log_eval(bar, algo, agent.iterations, evaluations[-1], agent)
-    agent.save(model_prefix(cfg, algo))
-    log.close()
+    try:
+        with progress(cfg.max_timesteps, f"{algo} {cfg.env}") as bar:
+            while agent.iterations < cfg.max_timesteps:
+                for _ in range(min(cfg.eval_freq, cfg.max_timesteps - agent.iterations)):
+                    train_step(agent, buffer, log)
+                    bar.update()
+                evaluations.append(run_evaluation(agent, cfg, log, agent.iterations))
+                atomic_save_npy(results_path(cfg, algo), evaluations)
+                log_eval(bar, algo, agent.iterations, evaluations[-1], agent)
+        agent.save(model_prefix(cfg, algo))
+    finally:
+        log.close()  # flush TensorBoard events even when interrupted
     info.env.close()
     return {"stage": algo, "final_return": evaluations[-1], "evaluations": evaluations,
             "updates": agent.iterations, "seconds": time.time() - start}

@@ -58,3 +58,15 @@ def test_scores_by_hand():
     spread = np.array([[0.0, 10.0], [1.0, 11.0], [2.0, 12.0]])
     low, high = stratified_bootstrap_ci(spread, iqm, np.random.default_rng(1), reps=500)
     assert 0.0 <= low <= iqm(spread) <= high <= 12.0
+
+
+def test_iqm_uses_games_both_algorithms_have_and_empty_buffers_are_skipped(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    write_results(results, "PongNoFrameskip-v4", [0, 1], [-10, 0], [-5, 5], [20, 20], [[1], []])  # seed 1: no episode
+    np.save(results / "BCQ_BreakoutNoFrameskip-v4_0.npy", np.array([5.0]))  # BCQ only: left out of the IQM
+    report = make_report(str(results), str(tmp_path / "plots"))
+    assert "(1 games with both BCQ and SQV, the first 2 seeds of each)" in report["markdown"]
+    pong = {r["env"]: r for r in report["rows"]}["PongNoFrameskip-v4"]
+    assert pong["buffer"] == pytest.approx((1.0, 0.0, 1))
+    assert "nan" not in report["markdown"]
