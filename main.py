@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval_episodes", type=int, default=10, help="episodes per evaluation")
     parser.add_argument("--device", type=str, default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--out_dir", type=str, default=".", help="results/, models/ and buffers/ are made under it")
+    parser.add_argument("--num_envs", type=int, default=8,
+                        help="envs stepped together (one batched network call per step) for buffer generation "
+                             "and evaluation; behavioral training always uses one")
     parser.add_argument("--log_freq", type=int, default=1000,
                         help="write the learner's losses to results/{stage}_{setting}_train.csv every this many updates")
     parser.add_argument("--tensorboard", action="store_true", help="also log to a TensorBoard run under runs/")
@@ -110,7 +113,7 @@ def check(cfg: dict) -> None:
     from common.runtime import get_device
 
     get_device(cfg["device"])  # a bad --device fails here, before any file is written
-    positive = ["max_timesteps", "eval_freq", "eval_episodes", "log_freq", "batch_size", "buffer_size", "train_freq",
+    positive = ["max_timesteps", "eval_freq", "eval_episodes", "num_envs", "log_freq", "batch_size", "buffer_size", "train_freq",
                 "target_update_freq", "eps_decay_period", "frame_skip", "frame_size", "state_history"]
     for name in positive:
         if cfg[name] is not None and cfg[name] <= 0:

@@ -10,7 +10,7 @@ from common.buffers import Batch, FrameStackBuffer, ReplayBuffer, stack_mask
 from common.envs import ATARI, IMAGE, VECTOR, AtariPreprocessing, EnvInfo, env_kind, make_env
 from common.errors import UserError
 from common.io import atomic_save_json, atomic_save_npy, atomic_torch_save
-from common.runtime import (epsilon_greedy, evaluate, get_device, random_action, run_episode, set_seed,
+from common.runtime import (evaluate, get_device, mix_actions, random_actions, set_seed,
                             setting_name)
 
 AtariBuffer = FrameStackBuffer  # the reference code's name
@@ -19,7 +19,7 @@ StandardBuffer = ReplayBuffer   # the reference code's name
 __all__ = [
     "ATARI", "IMAGE", "VECTOR", "AtariBuffer", "AtariPreprocessing", "Batch", "EnvInfo", "FrameStackBuffer",
     "GaussianNoise", "RandomShift", "ReplayBuffer", "StandardBuffer", "UserError", "atomic_save_json",
-    "atomic_save_npy", "atomic_torch_save", "env_kind", "epsilon_greedy", "evaluate", "get_device", "make_env",
-    "random_action",
-    "run_episode", "set_seed", "setting_name", "shift", "stack_mask",
+    "atomic_save_npy", "atomic_torch_save", "env_kind", "evaluate", "get_device", "make_env",
+    "mix_actions", "random_actions",
+    "set_seed", "setting_name", "shift", "stack_mask",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from common.io import atomic_torch_save
@@ -18,6 +19,14 @@ class Agent:
         self.files: dict[str, torch.nn.Module | torch.optim.Optimizer] = {}
         self.iterations = 0
         self.last_loss: dict[str, torch.Tensor] = {}
+
+    def act_batch(self, states):
+        """The greedy action of each state in a batch (a NumPy array in, a NumPy array out)."""
+        raise NotImplementedError
+
+    def act(self, state):
+        """The greedy action for one environment state."""
+        return self.act_batch(np.asarray(state)[None])[0]
 
     def model_files(self, prefix: str) -> list[str]:
         return [f"{prefix}_{name}" for name in self.files]

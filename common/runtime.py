@@ -46,49 +46,65 @@ def setting_name(env_id: str, seed: int) -> str:
     return f"{env_id.replace('/', '_')}_{seed}"
 
 
-def random_action(space, rng: np.random.Generator):
-    """A uniformly random action of a Discrete or Box space, drawn from ``rng``."""
+def random_actions(space, rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` uniformly random actions of a Discrete or Box space, drawn from ``rng``."""
     if hasattr(space, "n"):
-        return int(rng.integers(space.n))
-    return rng.uniform(space.low, space.high).astype(space.dtype)
+        return rng.integers(space.n, size=n)
+    return rng.uniform(space.low, space.high, (n, *space.shape)).astype(space.dtype)
 
 
-def epsilon_greedy(act: Callable[[np.ndarray], Any], state: np.ndarray, eps: float, space,
-                   rng: np.random.Generator):
-    """With probability ``eps`` a uniformly random action of ``space``, otherwise ``act(state)``."""
-    if eps > 0 and rng.random() < eps:
-        return random_action(space, rng)
-    return act(state)
+def mix_actions(act_batch: Callable[[np.ndarray], np.ndarray], states: np.ndarray, random: np.ndarray, space,
+                rng: np.random.Generator) -> np.ndarray:
+    """Per state: a uniformly random action where ``random`` is set, else the policy's action.
 
-
-def run_episode(env, choose: Callable[[np.ndarray], Any], seed: int | None = None) -> tuple[float, int]:
-    """Play one episode; returns its raw (unclipped) return and length."""
-    state, _ = env.reset(seed=seed)
-    total, steps, done = 0.0, 0, False
-    while not done:
-        state, reward, terminated, truncated, _ = env.step(choose(state))
-        total += float(reward)
-        steps += 1
-        done = terminated or truncated
-    return total, steps
-
-
-def evaluate(act: Callable[[np.ndarray], Any], make_env: Callable[[], Any], seed: int, episodes: int = 10,
-             eval_eps: float = 0.0, device: torch.device | str = "cpu") -> np.ndarray:
-    """Raw returns of ``episodes`` episodes on a fresh env seeded ``seed + 100`` (DESIGN §3).
-
-    With probability ``eval_eps`` an action is uniformly random. Those draws, and any torch
-    sampling inside ``act``, come from generators of their own (seeded ``seed + 100``; the global
-    torch state of the CPU and of ``device`` is restored afterwards), so evaluating never changes
-    the training run.
+    The policy runs once on the batch of states that need it (not at all when every action is random).
     """
-    env = make_env()
-    rng = np.random.default_rng(seed + 100)
+    actions = random_actions(space, rng, len(states))
+    if not random.all():
+        actions[~random] = act_batch(states[~random])
+    return actions
+
+
+def evaluate(act_batch: Callable[[np.ndarray], np.ndarray], make_vec_env: Callable[[int], Any], seed: int,
+             episodes: int = 10, eval_eps: float = 0.0, device: torch.device | str = "cpu",
+             num_envs: int = 1) -> np.ndarray:
+    """Raw returns of ``episodes`` evaluation episodes, played ``num_envs`` at a time (DESIGN §3).
+
+    Episode k starts from ``reset(seed=seed + 100 + k)`` and draws its ε-random actions
+    (probability ``eval_eps``) from a generator of its own (seeded ``(seed + 100, k)``), so a
+    deterministic policy gets the same per-episode returns whatever ``num_envs`` is. The policy
+    acts on all running envs with one batched call. Torch sampling inside ``act_batch`` (BCQ's
+    VAE) uses a forked stream seeded ``seed + 100``; the global torch state of the CPU and of
+    ``device`` is restored afterwards, so evaluating never changes the training run.
+    """
+    n = max(1, min(num_envs, episodes))
+    env = make_vec_env(n)
+    rngs = [np.random.default_rng([seed + 100, k]) for k in range(episodes)]
+    returns = np.zeros(episodes)
+    episode = np.arange(n)                      # the episode each env is playing
+    running = np.ones(n, dtype=bool)
     device = torch.device(device)
     devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):  # a policy that samples (BCQ's VAE) uses its own stream
+    with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed + 100)
-        returns = [run_episode(env, lambda s: epsilon_greedy(act, s, eval_eps, env.action_space, rng),
-                               seed + 100 if k == 0 else None)[0] for k in range(episodes)]
+        states = env.reset(seeds=[seed + 100 + k for k in episode])
+        upcoming = n
+        while running.any():
+            random = [eval_eps > 0 and run and rngs[k].random() < eval_eps for k, run in zip(episode, running)]
+            if all(random):
+                actions = np.stack([random_actions(env.action_space, rngs[k], 1)[0] for k in episode])
+            else:
+                actions = np.asarray(act_batch(states))
+                for i in np.flatnonzero(random):
+                    actions[i] = random_actions(env.action_space, rngs[episode[i]], 1)[0]
+            states, reward, terminated, truncated = env.step(actions)
+            returns[episode[running]] += reward[running]
+            done = terminated | truncated
+            if done.any():
+                for i in np.flatnonzero(done & running):
+                    episode[i], upcoming = upcoming, upcoming + 1
+                    running[i] = episode[i] < episodes
+                seeds = [seed + 100 + k if d and run else None for k, d, run in zip(episode, done, running)]
+                states = env.reset(done, seeds)
     env.close()
-    return np.array(returns)
+    return returns

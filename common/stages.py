@@ -2,9 +2,10 @@
 
 Each stage takes the resolved config (a namespace with every flag, see `main.py`) and a *family*
 module (`discrete_SQV.family` or `continuous_BCQ.family`) that builds the agents and the buffer.
-Agents provide ``act(state)`` (greedy), ``explore_action(state, rng)`` (behavioral training),
-``buffer_action(state, rng, low_noise)`` (buffer generation), ``train(buffer)``, ``save``/``load``
-and ``model_files(prefix)``. Files follow the reference names (DESIGN §6).
+Agents act on batches of states, one per env: ``act_batch(states)`` (greedy),
+``explore_actions(states, rng, space)`` (behavioral training), ``buffer_actions(states, rng,
+low_noise, space)`` (buffer generation); and provide ``train(buffer)``, ``save``/``load`` and
+``model_files(prefix)``. Files follow the reference names (DESIGN §6).
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from common.envs import EnvInfo, make_env
 from common.errors import UserError
 from common.io import atomic_save_json, atomic_save_npy
 from common.logs import RunLog
-from common.runtime import evaluate, get_device, random_action, set_seed
+from common.runtime import evaluate, get_device, random_actions, set_seed
+from common.vecenv import VecEnv, make_vec_env
 
 
 # --- paths and commands -------------------------------------------------------------------------
@@ -52,8 +54,8 @@ def learning_reward(cfg, reward: float) -> float:
 
 def run_evaluation(agent, cfg, log: RunLog | None = None, step: int = 0) -> float:
     """Evaluate the agent; log the episode returns; return their mean."""
-    returns = evaluate(agent.act, lambda: make_env(cfg.env, cfg).env, cfg.seed, cfg.eval_episodes,
-                       cfg.eval_eps or 0.0, agent.device)
+    returns = evaluate(agent.act_batch, lambda n: make_vec_env(cfg.env, cfg, n), cfg.seed, cfg.eval_episodes,
+                       cfg.eval_eps or 0.0, agent.device, cfg.num_envs)
     if log is not None:
         log.evaluation(step, returns)
     return float(returns.mean())
@@ -90,32 +92,73 @@ def log_eval(bar, label: str, step: int, value: float, agent=None) -> None:
     bar.write(f"[{label}] step {step}: eval return {value:.2f}{extra}")
 
 
-def interact(info: EnvInfo, cfg, buffer, steps: int, choose: Callable[[np.ndarray, int], Any],
-             after_step: Callable[[int], None], on_episode_start: Callable[[], None], bar) -> list[float]:
-    """Run ``steps`` env steps, adding every transition to ``buffer``; returns finished episodes' raw returns.
+class EpisodeWriter:
+    """Adds the transitions of ``n`` envs stepped together to one buffer, each episode contiguous.
 
-    not_done is 0 only on true terminals (``terminated``), never on ``truncated``. A truncated step
-    is stored too: whole-transition buffers keep its real s', and the frame-stacked buffer never
-    samples it, because its s' frame is not stored (DESIGN §5).
+    With one env, transitions go straight into the buffer (online training samples them at once).
+    With several, each env's transitions wait until its episode ends (or `flush` is called), then
+    the whole episode is written in order, so a frame-stacked buffer rebuilds exactly the stacks
+    each env saw.
     """
-    env = info.env
-    state, _ = env.reset(seed=cfg.seed)
-    on_episode_start()
-    first, episode_return, returns = True, 0.0, []
-    for t in range(steps):
-        action = choose(state, t)
-        next_state, reward, terminated, truncated, _ = env.step(action)
-        episode_return += float(reward)
-        buffer.add(state, action, next_state, learning_reward(cfg, reward), 0.0 if terminated else 1.0, first)
-        state, first = next_state, False
-        after_step(t)
-        if terminated or truncated:
-            returns.append(episode_return)
-            note(bar, episodes=len(returns), last_return=f"{episode_return:.1f}")
-            state, _ = env.reset()
-            on_episode_start()
-            first, episode_return = True, 0.0
-        bar.update()
+
+    def __init__(self, buffer, n: int):
+        self.buffer, self.pending = buffer, [[] for _ in range(n)]
+
+    def add(self, env: int, *transition) -> None:
+        if len(self.pending) == 1:
+            self.buffer.add(*transition)
+        else:
+            self.pending[env].append(transition)
+
+    def end_episode(self, env: int) -> None:
+        for transition in self.pending[env]:
+            self.buffer.add(*transition)
+        self.pending[env] = []
+
+    def flush(self) -> None:
+        for env in range(len(self.pending)):
+            self.end_episode(env)
+
+
+def interact(vec: VecEnv, cfg, buffer, steps: int, choose: Callable[[np.ndarray, int], np.ndarray],
+             after_step: Callable[[int], None], on_episode_start: Callable[[int], None], bar) -> list[float]:
+    """Run ``steps`` env steps over the envs of ``vec``, adding every transition to ``buffer``.
+
+    ``choose(states, t)`` returns one action per env; ``after_step(t)`` runs after each env step
+    (t counts transitions); ``on_episode_start(i)`` when env i starts an episode. Returns the raw
+    returns of the finished episodes. not_done is 0 only on true terminals (``terminated``), never
+    on ``truncated``. A truncated step is stored too: whole-transition buffers keep its real s',
+    and the frame-stacked buffer never samples it, because its s' frame is not stored (DESIGN §5).
+    Env i is seeded ``seed + i`` at its first reset.
+    """
+    n = vec.num_envs
+    writer = EpisodeWriter(buffer, n)
+    states = vec.reset(seeds=[cfg.seed + i for i in range(n)])
+    for i in range(n):
+        on_episode_start(i)
+    first, episode_return, returns, t = np.ones(n, bool), np.zeros(n), [], 0
+    while t < steps:
+        actions = choose(states, t)
+        next_states, reward, terminated, truncated = vec.step(actions)
+        done = terminated | truncated
+        for i in range(min(n, steps - t)):
+            episode_return[i] += float(reward[i])
+            writer.add(i, states[i], actions[i], next_states[i], learning_reward(cfg, reward[i]),
+                       0.0 if terminated[i] else 1.0, first[i])
+            after_step(t)
+            t += 1
+            bar.update()
+            if done[i]:
+                writer.end_episode(i)
+                returns.append(float(episode_return[i]))
+                note(bar, episodes=len(returns), last_return=f"{episode_return[i]:.1f}")
+        first, states = done, next_states
+        episode_return[done] = 0.0
+        if done.any():
+            states = vec.reset(done)
+            for i in np.flatnonzero(done):
+                on_episode_start(i)
+    writer.flush()  # the unfinished episodes: their last step has no stored s' and is never sampled
     return returns
 
 
@@ -138,8 +181,10 @@ def train_behavioral(cfg, family) -> dict[str, Any]:
     evaluations: list[float] = []
     start = time.time()
 
-    def choose(state, t):
-        return random_action(info.action_space, rng) if t < cfg.start_timesteps else agent.explore_action(state, rng)
+    def choose(states, t):
+        if t < cfg.start_timesteps:
+            return random_actions(info.action_space, rng, len(states))
+        return agent.explore_actions(states, rng, info.action_space)
 
     def after_step(t):
         if t >= cfg.start_timesteps and (t + 1) % cfg.train_freq == 0 and buffer.size > 1:
@@ -150,15 +195,17 @@ def train_behavioral(cfg, family) -> dict[str, Any]:
             agent.save(model_prefix(cfg, "behavioral"))
             log_eval(bar, "behavioral", t + 1, evaluations[-1], agent)
 
+    vec = make_vec_env(cfg.env, cfg, 1)  # one env: the agent learns between consecutive steps
     try:
         with progress(cfg.max_timesteps, f"behavioral {family.BEHAVIORAL} {cfg.env}") as bar:
-            returns = interact(info, cfg, buffer, cfg.max_timesteps, choose, after_step, lambda: None, bar)
+            returns = interact(vec, cfg, buffer, cfg.max_timesteps, choose, after_step, lambda i: None, bar)
         if cfg.max_timesteps % cfg.eval_freq != 0:
             evaluations.append(run_evaluation(agent, cfg, log, cfg.max_timesteps))
             atomic_save_npy(results_path(cfg, "behavioral"), evaluations)
             agent.save(model_prefix(cfg, "behavioral"))
     finally:
         log.close()  # flush TensorBoard events even when interrupted
+        vec.close()
     info.env.close()
     return {"stage": "behavioral", "final_return": evaluations[-1], "evaluations": evaluations,
             "updates": agent.iterations, "episodes": len(returns), "seconds": time.time() - start}
@@ -188,16 +235,18 @@ def generate_buffer(cfg, family) -> dict[str, Any]:
                         f"train one with: {command(cfg, '--train_behavioral')}") from None
     buffer = family.make_buffer(info, cfg, device, rng, min(cfg.buffer_size, cfg.max_timesteps))
     save_config(cfg, f"buffer_{cfg.buffer_name}")
-    episode = {"low_noise": False}
+    vec = make_vec_env(cfg.env, cfg, cfg.num_envs)
+    low_noise = np.zeros(cfg.num_envs, dtype=bool)
     start = time.time()
 
-    def new_episode():
-        episode["low_noise"] = cfg.low_noise_p is not None and rng.random() < cfg.low_noise_p
+    def new_episode(i):
+        low_noise[i] = cfg.low_noise_p is not None and rng.random() < cfg.low_noise_p
 
-    with progress(cfg.max_timesteps, f"buffer {cfg.env}") as bar:
-        returns = interact(info, cfg, buffer, cfg.max_timesteps,
-                           lambda state, t: agent.buffer_action(state, rng, episode["low_noise"]),
+    with progress(cfg.max_timesteps, f"buffer {cfg.env} ({cfg.num_envs} envs)") as bar:
+        returns = interact(vec, cfg, buffer, cfg.max_timesteps,
+                           lambda states, t: agent.buffer_actions(states, rng, low_noise, info.action_space),
                            lambda t: None, new_episode, bar)
+    vec.close()
     log = RunLog(cfg, "buffer_performance")
     performance = run_evaluation(agent, cfg, log, cfg.max_timesteps)
     log.close()

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from common.buffers import Batch
 from common.nets import frozen_copy
-from continuous_BCQ.ddpg import ActorCriticAgent, as_batch
+from continuous_BCQ.ddpg import ActorCriticAgent, as_tensor
 from continuous_BCQ.networks import VAE, Critic, Perturbation
 
 TARGET_SAMPLES = 10   # actions decoded per next state in the target
@@ -41,10 +41,12 @@ class BCQ(ActorCriticAgent):
                       "vae": self.vae, "vae_optimizer": self.vae_optimizer}
 
     @torch.no_grad()
-    def act(self, state: np.ndarray) -> np.ndarray:
-        states = as_batch(state, self.device).repeat(ACTING_SAMPLES, 1)
-        actions = self.actor(states, self.vae.decode(states))
-        return actions[self.critic.q1(states, actions).argmax()].cpu().numpy()
+    def act_batch(self, states: np.ndarray) -> np.ndarray:
+        n = len(states)
+        repeated = torch.repeat_interleave(as_tensor(states, self.device), ACTING_SAMPLES, 0)
+        actions = self.actor(repeated, self.vae.decode(repeated))
+        best = self.critic.q1(repeated, actions).view(n, ACTING_SAMPLES).argmax(1)
+        return actions.view(n, ACTING_SAMPLES, -1)[torch.arange(n, device=self.device), best].cpu().numpy()
 
     @torch.no_grad()
     def target(self, next_state: torch.Tensor, reward: torch.Tensor, not_done: torch.Tensor) -> torch.Tensor:

@@ -8,11 +8,12 @@ import torch.nn.functional as F
 from common.agent import Agent
 from common.buffers import Batch
 from common.nets import frozen_copy, soft_update
+from common.runtime import mix_actions
 from continuous_BCQ.networks import Actor, Critic
 
 
-def as_batch(state: np.ndarray, device) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(state), dtype=torch.float32, device=device).unsqueeze(0)
+def as_tensor(states: np.ndarray, device) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(states), dtype=torch.float32, device=device)
 
 
 class ActorCriticAgent(Agent):
@@ -51,21 +52,21 @@ class DDPG(ActorCriticAgent):
                       "critic": self.critic, "critic_optimizer": self.critic_optimizer}
 
     @torch.no_grad()
-    def act(self, state: np.ndarray) -> np.ndarray:
-        return self.actor(as_batch(state, self.device))[0].cpu().numpy()
+    def act_batch(self, states: np.ndarray) -> np.ndarray:
+        return self.actor(as_tensor(states, self.device)).cpu().numpy()
 
-    def noisy(self, state: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        noise = rng.normal(0.0, self.gaussian_std * self.max_action_np)
-        return np.clip(self.act(state) + noise, -self.max_action_np, self.max_action_np).astype(np.float32)
+    def noisy(self, states: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        noise = rng.normal(0.0, self.gaussian_std * self.max_action_np, (len(states), len(self.max_action_np)))
+        return np.clip(self.act_batch(states) + noise, -self.max_action_np, self.max_action_np).astype(np.float32)
 
-    def explore_action(self, state: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return self.noisy(state, rng)
+    def explore_actions(self, states: np.ndarray, rng: np.random.Generator, space) -> np.ndarray:
+        return self.noisy(states, rng)
 
-    def buffer_action(self, state: np.ndarray, rng: np.random.Generator, low_noise: bool = False) -> np.ndarray:
-        """With probability ``rand_action_p`` a uniformly random action, else the policy plus noise."""
-        if rng.random() < self.rand_action_p:
-            return rng.uniform(-self.max_action_np, self.max_action_np).astype(np.float32)
-        return self.noisy(state, rng)
+    def buffer_actions(self, states: np.ndarray, rng: np.random.Generator, low_noise: np.ndarray, space) -> np.ndarray:
+        """Per state: with probability ``rand_action_p`` a uniformly random action, else the policy plus noise
+        (``low_noise`` does not apply to the continuous family)."""
+        return mix_actions(lambda s: self.noisy(s, rng), states, rng.random(len(states)) < self.rand_action_p,
+                           space, rng)
 
     def train(self, buffer) -> None:
         batch: Batch = buffer.sample()

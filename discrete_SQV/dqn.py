@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from common.buffers import Batch
 from common.agent import Agent
 from common.nets import frozen_copy, soft_update
+from common.runtime import mix_actions
 from discrete_SQV.networks import DiscreteNet
 
 
@@ -47,24 +48,20 @@ class DQN(Agent):
         return self.Q(states)[0].argmax(1)
 
     @torch.no_grad()
-    def act(self, state: np.ndarray) -> int:
-        """The greedy action for one environment state (ε is applied by the caller)."""
-        states = torch.as_tensor(np.asarray(state), device=self.device).float().unsqueeze(0)
-        return int(self.greedy_actions(states)[0])
+    def act_batch(self, states: np.ndarray) -> np.ndarray:
+        """The greedy action of each environment state in a batch (ε is applied by the caller)."""
+        return self.greedy_actions(torch.as_tensor(states, device=self.device).float()).cpu().numpy()
 
-    def random_action(self, rng: np.random.Generator) -> int:
-        return int(rng.integers(self.num_actions))
+    def explore_actions(self, states: np.ndarray, rng: np.random.Generator, space) -> np.ndarray:
+        """Behavioral training: ε-greedy with the decayed ε, per state."""
+        return mix_actions(self.act_batch, states, rng.random(len(states)) < self.epsilon(), space, rng)
 
-    def explore_action(self, state: np.ndarray, rng: np.random.Generator) -> int:
-        """Behavioral training: ε-greedy with the decayed ε."""
-        return self.random_action(rng) if rng.random() < self.epsilon() else self.act(state)
-
-    def buffer_action(self, state: np.ndarray, rng: np.random.Generator, low_noise: bool) -> int:
-        """Buffer generation: a low-noise episode acts ε-greedily with ``eval_eps``; otherwise an
-        action is first uniformly random with probability ``rand_action_p − eval_eps``."""
-        if not low_noise and rng.random() < self.rand_action_p - self.eval_eps:
-            return self.random_action(rng)
-        return self.random_action(rng) if rng.random() < self.eval_eps else self.act(state)
+    def buffer_actions(self, states: np.ndarray, rng: np.random.Generator, low_noise: np.ndarray, space) -> np.ndarray:
+        """Buffer generation, per state: in a low-noise episode ε-greedy with ``eval_eps``; otherwise
+        an action is first uniformly random with probability ``rand_action_p − eval_eps``."""
+        n = len(states)
+        random = (~low_noise & (rng.random(n) < self.rand_action_p - self.eval_eps)) | (rng.random(n) < self.eval_eps)
+        return mix_actions(self.act_batch, states, random, space, rng)
 
     # --- learning -----------------------------------------------------------------------------
     @torch.no_grad()

@@ -5,21 +5,21 @@ import numpy as np
 import pytest
 import torch
 
-from common.envs import make_env
 from common.io import atomic_open, atomic_save_npy
 from common.runtime import evaluate
+from common.vecenv import make_vec_env
 
 
 def test_evaluation_leaves_the_training_random_streams_alone():
     torch.manual_seed(0)
     before = torch.get_rng_state()
 
-    def sampling_policy(state):  # like continuous BCQ's VAE: consumes torch randomness
-        return int(torch.rand(()) < 0.5)
+    def sampling_policy(states):  # like continuous BCQ's VAE: consumes torch randomness
+        return (torch.rand(len(states)) < 0.5).long().numpy()
 
-    first = evaluate(sampling_policy, lambda: make_env("CartPole-v1").env, seed=3, episodes=2, eval_eps=0.5)
+    first = evaluate(sampling_policy, lambda n: make_vec_env("CartPole-v1", None, n), seed=3, episodes=2, eval_eps=0.5)
     assert torch.equal(torch.get_rng_state(), before)
-    second = evaluate(sampling_policy, lambda: make_env("CartPole-v1").env, seed=3, episodes=2, eval_eps=0.5)
+    second = evaluate(sampling_policy, lambda n: make_vec_env("CartPole-v1", None, n), seed=3, episodes=2, eval_eps=0.5)
     np.testing.assert_array_equal(first, second)  # the same seed gives the same evaluation
 
 
