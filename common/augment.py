@@ -7,17 +7,18 @@ import torch
 def shift(images: torch.Tensor, offsets: torch.Tensor, pad: int) -> torch.Tensor:
     """Crop each replicate-padded image at its own offset.
 
-    ``images``: (B, C, H, W); ``offsets``: (B, 2) integer (row, column) offsets in [0, 2·pad].
-    Equivalent to padding every side by ``pad`` with edge replication and cropping the original
-    size at ``offsets``; here the padding is never built: a replicated border pixel is a clamped
-    source index. All channels (the stacked frames) of a sample move together.
+    ``images``: (B, C, H, W) of any dtype (uint8 pixels are 4× cheaper to move than floats);
+    ``offsets``: (B, 2) integer (row, column) offsets in [0, 2·pad]. Equivalent to padding every
+    side by ``pad`` with edge replication and cropping the original size at ``offsets``; here the
+    padding is never built: a replicated border pixel is a clamped source index, and the whole
+    batch is one gather. All channels (the stacked frames) of a sample move together.
     """
     b, c, h, w = images.shape
     shift_rc = offsets.to(images.device) - pad
     rows = (torch.arange(h, device=images.device) + shift_rc[:, :1]).clamp_(0, h - 1)  # (B, H)
     cols = (torch.arange(w, device=images.device) + shift_rc[:, 1:]).clamp_(0, w - 1)  # (B, W)
-    out = images.gather(2, rows[:, None, :, None].expand(b, c, h, w))
-    return out.gather(3, cols[:, None, None, :].expand(b, c, h, w))
+    source = (rows[:, :, None] * w + cols[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)
+    return images.reshape(b, c, h * w).gather(2, source).view(b, c, h, w)
 
 
 class RandomShift:

@@ -19,9 +19,9 @@ from common.io import atomic_save_npy
 
 
 class Batch(NamedTuple):
-    state: torch.Tensor       # (B, *state_shape) float32
+    state: torch.Tensor       # (B, *state_shape) float32; Atari: uint8 stacks (the network converts)
     action: torch.Tensor      # (B, 1) int64 (discrete) or (B, action_dim) float32
-    next_state: torch.Tensor  # (B, *state_shape) float32
+    next_state: torch.Tensor  # like state
     reward: torch.Tensor      # (B, 1) float32
     not_done: torch.Tensor    # (B, 1) float32, 0 at true terminals only
 
@@ -173,14 +173,14 @@ class FrameStackBuffer:
         raise RuntimeError(f"replay buffer of {self.size} frames has no index with a complete s and s' stack")
 
     def stacks(self, ind: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """(s, s') stacks for the given indices as float tensors on the training device."""
+        """(s, s') uint8 stacks for the given indices on the training device (one gather of the
+        H + 1 frames the two stacks share; frames before an episode's start zeroed)."""
         offsets = np.arange(1, -self.history, -1)                     # i+1, i, ..., i-H+1
         window = (ind[:, None] + offsets) % self.capacity             # (B, H+1)
-        first = self.first_timestep[window].astype(np.float32)
-        masks = np.stack([stack_mask(first[:, 1:]), stack_mask(first[:, :-1])])  # (2, B, H): s, s'
+        first = self.first_timestep[window]
+        masks = np.stack([stack_mask(first[:, 1:]), stack_mask(first[:, :-1])]).astype(np.uint8)  # (2, B, H)
         frames = self.frames[torch.from_numpy(window).to(self.frames.device)].to(self.device, non_blocking=True)
         masks = torch.from_numpy(masks).to(self.device, non_blocking=True)[..., None, None]
-        frames = frames.float()
         return frames[:, 1:] * masks[0], frames[:, :-1] * masks[1]
 
     def sample(self, batch_size: int | None = None) -> Batch:

@@ -12,13 +12,13 @@ def swapped_views(batch: Batch, augment: Callable[[torch.Tensor], torch.Tensor],
                   target: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]):
     """Two augmented views of a batch, stacked along the batch axis, and the targets they regress on.
 
-    View k = (aug(s), aug(s')), the four augmentations independent; y_k = target(view k's s').
+    View k = (aug(s), aug(s')), the four augmentations independent (one batched call); y_k = target(view k's s').
     Returns (states of both views (2B, ...), y swapped (2B, 1)): view 1's rows carry y₂ and
     view 2's rows carry y₁. Both views go through each network as one batch.
     """
     if augment is None:
         raise RuntimeError("SQV needs an augmentation: set agent.augment")
-    state = torch.cat([augment(batch.state), augment(batch.state)])
-    next_state = torch.cat([augment(batch.next_state), augment(batch.next_state)])
+    views = augment(torch.cat([batch.state, batch.state, batch.next_state, batch.next_state]))  # one call
+    state, next_state = views.chunk(2)
     y = target(next_state, batch.reward.repeat(2, 1), batch.not_done.repeat(2, 1))
     return state, y.roll(batch.state.shape[0], dims=0)

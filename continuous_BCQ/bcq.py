@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from common.buffers import Batch
-from common.nets import frozen_copy
+from common.nets import adam, frozen_copy
 from continuous_BCQ.ddpg import ActorCriticAgent, as_tensor
 from continuous_BCQ.networks import VAE, Critic, Perturbation
 
@@ -29,12 +29,12 @@ class BCQ(ActorCriticAgent):
         max_action_t = torch.as_tensor(np.asarray(max_action, dtype=np.float32), device=device)
         self.actor = Perturbation(state_dim, action_dim, max_action_t, cfg.phi).to(device)
         self.actor_target = frozen_copy(self.actor)
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=1e-3)
+        self.actor_optimizer = adam(self.actor.parameters(), lr=1e-3)
         self.critic = Critic(state_dim, action_dim, heads=2).to(device)
         self.critic_target = frozen_copy(self.critic)
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=1e-3)
+        self.critic_optimizer = adam(self.critic.parameters(), lr=1e-3)
         self.vae = VAE(state_dim, action_dim, 2 * action_dim, max_action_t).to(device)
-        self.vae_optimizer = torch.optim.Adam(self.vae.parameters())
+        self.vae_optimizer = adam(self.vae.parameters())
         self.discount, self.tau, self.lmbda = cfg.discount, cfg.tau, cfg.lmbda
         self.files = {"actor": self.actor, "actor_optimizer": self.actor_optimizer,
                       "critic": self.critic, "critic_optimizer": self.critic_optimizer,

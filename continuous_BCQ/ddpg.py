@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from common.agent import Agent
 from common.buffers import Batch
-from common.nets import frozen_copy, soft_update
+from common.nets import adam, frozen_copy, soft_update
 from common.runtime import mix_actions
 from continuous_BCQ.networks import Actor, Critic
 
@@ -42,10 +42,10 @@ class DDPG(ActorCriticAgent):
         max_action_t = torch.as_tensor(self.max_action_np, device=device)
         self.actor = Actor(state_dim, action_dim, max_action_t).to(device)
         self.actor_target = frozen_copy(self.actor)
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=3e-4)
+        self.actor_optimizer = adam(self.actor.parameters(), lr=3e-4)
         self.critic = Critic(state_dim, action_dim).to(device)
         self.critic_target = frozen_copy(self.critic)
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=3e-4)
+        self.critic_optimizer = adam(self.critic.parameters(), lr=3e-4)
         self.discount, self.tau = cfg.discount, cfg.tau
         self.gaussian_std, self.rand_action_p = cfg.gaussian_std, cfg.rand_action_p
         self.files = {"actor": self.actor, "actor_optimizer": self.actor_optimizer,

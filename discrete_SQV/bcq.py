@@ -45,7 +45,7 @@ class BCQ(DQN):
     def target(self, next_state, reward, not_done):
         q, logits = self.Q(next_state)
         next_action = masked_argmax(q, allowed_actions(logits, self.threshold))
-        return reward + not_done * self.discount * self.Q_target(next_state)[0].gather(1, next_action)
+        return reward + not_done * self.discount * self.Q_target(next_state, imitation=False)[0].gather(1, next_action)
 
     def bcq_loss(self, state: torch.Tensor, action: torch.Tensor, y: torch.Tensor, views: int = 1):
         """The BCQ loss summed over ``views`` equal-sized views stacked along the batch axis."""

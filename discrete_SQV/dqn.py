@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from common.buffers import Batch
 from common.agent import Agent
-from common.nets import frozen_copy, soft_update
+from common.nets import adam, frozen_copy, soft_update
 from common.runtime import mix_actions
 from discrete_SQV.networks import DiscreteNet
 
@@ -31,7 +31,7 @@ class DQN(Agent):
         self.num_actions = num_actions
         self.Q = DiscreteNet(kind, state_shape, num_actions, self.imitation, cfg.pixel_scale).to(device)
         self.Q_target = frozen_copy(self.Q)
-        self.optimizer = torch.optim.Adam(self.Q.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+        self.optimizer = adam(self.Q.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
         self.discount = cfg.discount
         self.polyak, self.tau, self.target_update_freq = cfg.polyak_target_update, cfg.tau, cfg.target_update_freq
         self.initial_eps, self.end_eps = cfg.initial_eps, cfg.end_eps
@@ -66,7 +66,7 @@ class DQN(Agent):
     # --- learning -----------------------------------------------------------------------------
     @torch.no_grad()
     def target(self, next_state: torch.Tensor, reward: torch.Tensor, not_done: torch.Tensor) -> torch.Tensor:
-        next_q = self.Q_target(next_state)[0].max(1, keepdim=True).values
+        next_q = self.Q_target(next_state, imitation=False)[0].max(1, keepdim=True).values
         return reward + not_done * self.discount * next_q
 
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -29,7 +29,7 @@ def trunk_for(kind: str, state_shape: tuple) -> tuple[nn.Module, tuple[int, ...]
 class DiscreteNet(nn.Module):
     """``forward(s) -> (q, i)``: Q-values (B, A) and imitation logits (B, A), or None without that head.
 
-    Image inputs are multiplied by ``pixel_scale`` first (1.0, raw pixel values, as the reference
+    Image inputs (uint8 or float) become float32 and are multiplied by ``pixel_scale`` first (1.0, raw pixel values, as the reference
     code; 1/255 scales Atari pixels to [0, 1]).
     """
 
@@ -42,8 +42,14 @@ class DiscreteNet(nn.Module):
             features = self.trunk(torch.zeros(1, *state_shape)).shape[1]
         self.q_head = mlp(features, hidden, num_actions)
         self.imitation_head = mlp(features, hidden, num_actions) if imitation else None
+        self.images = kind in (ATARI, IMAGE)
+        if self.images:  # oneDNN/cuDNN convolutions run faster on channels-last tensors
+            self.trunk.to(memory_format=torch.channels_last)
 
-    def forward(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, state: torch.Tensor, imitation: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``imitation=False`` skips the imitation head (a target network needs Q-values only)."""
+        if self.images:  # uint8 or float pixels → float32, channels-last, in one copy
+            state = state.to(torch.float32, memory_format=torch.channels_last)
         features = self.trunk(state * self.scale if self.scale != 1.0 else state)
-        logits = self.imitation_head(features) if self.imitation_head is not None else None
+        logits = self.imitation_head(features) if imitation and self.imitation_head is not None else None
         return self.q_head(features), logits

@@ -86,7 +86,7 @@ def test_wrap_around_stacks_and_invalid_range():
 def test_sample_returns_device_tensors_with_reference_layout():
     buf = filled_buffer([20])
     batch = buf.sample(16)
-    assert batch.state.shape == (16, H, 2, 2) and batch.state.dtype == torch.float32
+    assert batch.state.shape == (16, H, 2, 2) and batch.state.dtype == torch.uint8  # the network converts
     assert batch.action.shape == (16, 1) and batch.action.dtype == torch.int64
     assert batch.reward.shape == batch.not_done.shape == (16, 1)
     # s' newest frame is always s newest frame + 1 within this single episode.

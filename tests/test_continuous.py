@@ -110,11 +110,9 @@ def test_acting_picks_the_highest_q1_of_100_samples():
 def test_continuous_sqv_critic_regresses_each_view_on_the_other_views_target():
     torch.manual_seed(0)
     agent = SQV(1, 1, np.array([1.0]), config(discount=0.5), "cpu")
-    calls = []
 
-    def augment(x):  # deterministic views: +1, +2 for s; +3, +4 for s'
-        calls.append(len(calls) + 1)
-        return x + calls[-1]
+    def augment(x):  # deterministic views of the one batch [s; s; s'; s']: +1, +2 for s; +3, +4 for s'
+        return torch.cat([block + k for k, block in enumerate(x.chunk(4), start=1)])
 
     agent.augment = augment
     agent.target = lambda ns, r, m: r + m * 0.5 * ns       # y_k = r + 0.5·(s' + shift_k)

@@ -26,10 +26,10 @@ class Table(nn.Module):
         self.logits = None if logits is None else torch.tensor(logits, dtype=torch.float32)
         self.dummy = nn.Parameter(torch.zeros(()))
 
-    def forward(self, state):
+    def forward(self, state, imitation=True):
         ids = state[:, 0].long()
         q = self.q[ids] + 0 * self.dummy
-        return q, (None if self.logits is None else self.logits[ids] + 0 * self.dummy)
+        return q, (None if self.logits is None or not imitation else self.logits[ids] + 0 * self.dummy)
 
 
 def huber(x, y):
@@ -94,15 +94,15 @@ def test_bcq_loss_equals_hand_computation():
 
 
 class Views:
-    """A deterministic 'augmentation': the k-th call maps state id s to (s + shifts[k]) mod n."""
+    """A deterministic 'augmentation' of a batch of len(shifts) equal blocks: block k maps state id s
+    to (s + shifts[k]) mod n."""
 
     def __init__(self, shifts, n):
-        self.shifts, self.n, self.calls = shifts, n, 0
+        self.shifts, self.n = shifts, n
 
     def __call__(self, x):
-        out = (x + self.shifts[self.calls]) % self.n
-        self.calls += 1
-        return out
+        blocks = x.chunk(len(self.shifts))
+        return torch.cat([(block + k) % self.n for block, k in zip(blocks, self.shifts)])
 
 
 def test_sqv_loss_equals_swapped_formula_by_hand():
@@ -112,7 +112,7 @@ def test_sqv_loss_equals_swapped_formula_by_hand():
     gamma = 0.9
     agent = SQV("vector", (1,), 3, config(discount=gamma), "cpu")
     agent.Q, agent.Q_target = Table(q_rows, logit_rows), Table(target_rows, logit_rows)
-    # call order in SQV.loss: aug(s) view 1, aug(s) view 2, aug(s') view 1, aug(s') view 2
+    # SQV.loss augments [s; s; s'; s'] in one call: s view 1, s view 2, s' view 1, s' view 2
     shifts = [1, 2, 3, 0]
     agent.augment = Views(shifts, 4)
     s, a, ns, r, m = [0, 2], [1, 0], [1, 3], [1.0, -0.5], [1.0, 1.0]
