@@ -1,13 +1,20 @@
-"""Throughput of the training step: updates per second of every learner on synthetic data.
+"""Throughput: training updates, buffer sampling, buffer generation and evaluation.
 
-    python bench.py                  # CPU, default repeats
-    python bench.py --quick          # fewer updates per repeat
-    python bench.py --device cuda
+    python bench.py                  # CPU, 5 repeats per measurement (under 10 minutes on 2 cores)
+    python bench.py --quick          # fewer calls and repeats (under 2 minutes)
+    python bench.py --baseline       # also time the original algorithm (see below)
+    python bench.py --device cuda    # the learners and the buffer on the GPU
 
-Prints one JSON object per measurement (median and spread over repeats) and a table. The data are
-random but shaped like the real thing: Atari (4×84×84 uint8 frames in a frame-stacked buffer,
-6 actions, batch 32; plus real PongNoFrameskip-v4 env steps with the DQN choosing each action), CartPole (4-d states, 2 actions, batch 64) and Hopper-shaped continuous
-control (11-d states, 3-d actions, batch 100).
+Prints one JSON object per measurement (median, min and max over repeats) and then a table. The
+data are random but shaped like the real thing: Atari (4×84×84 uint8 frames in a 1M-capacity
+frame-stacked buffer holding 100k frames, 6 actions, batch 32), CartPole (4-d states, 2 actions,
+batch 64) and Hopper-shaped continuous control (11-d states, 3-d actions, batch 100); buffer
+generation and evaluation run the real PongNoFrameskip-v4 with a (random-weight) DQN acting.
+
+``--baseline`` adds the original code's algorithm, re-implemented here and only here: NumPy
+stacking of the frames on the host, a per-sample random crop in a Python loop over a replicate-
+padded float batch, separate forward passes per view (six for SQV), plain Adam, one env stepped at
+a time with a batch-1 network call per step. Its rows are marked ``baseline``.
 """
 from __future__ import annotations
 
@@ -19,27 +26,34 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-from common.augment import make_augmentation
+from common.augment import RandomShift, make_augmentation
 from common.buffers import FrameStackBuffer, ReplayBuffer
 from common.envs import ATARI, VECTOR, make_env
 from common.params import defaults
-from common.runtime import get_device
+from common.runtime import evaluate, get_device
+from common.stages import interact
+from common.vecenv import make_vec_env
 from continuous_BCQ.bcq import BCQ as ContinuousBCQ
 from continuous_BCQ.sqv import SQV as ContinuousSQV
 from discrete_SQV.bcq import BCQ
 from discrete_SQV.dqn import DQN
 from discrete_SQV.sqv import SQV
 
+PONG = "PongNoFrameskip-v4"
 
-def atari_buffer(device, rng, frames=20_000):
-    buffer = FrameStackBuffer((4, 84, 84), frames, 32, device, rng)
-    images = rng.integers(0, 256, (frames, 84, 84), dtype=np.uint8)
-    buffer.frames[:] = torch.from_numpy(images)
-    buffer.action[:, 0] = rng.integers(0, 6, frames)
-    buffer.not_done[:] = 1.0
-    buffer.first_timestep[::1000] = 1
-    buffer.size, buffer.ptr = frames, 0
+
+# --- data ---------------------------------------------------------------------------------------
+def atari_buffer(device, rng, frames=100_000, capacity=1_000_000, storage_device="cpu"):
+    buffer = FrameStackBuffer((4, 84, 84), capacity, 32, device, rng, storage_device=storage_device)
+    for start in range(0, frames, 10_000):
+        buffer.frames[start:start + 10_000] = torch.randint(0, 256, (10_000, 84, 84), dtype=torch.uint8)
+    buffer.action[:frames, 0] = rng.integers(0, 6, frames)
+    buffer.not_done[:frames] = 1.0
+    buffer.first_timestep[:frames:1000] = 1
+    buffer.size, buffer.ptr = frames, frames
     return buffer
 
 
@@ -55,79 +69,256 @@ def vector_buffer(device, rng, state_dim, action_shape, action_dtype, batch_size
     return buffer
 
 
-def timed(step, updates: int, repeats: int, device) -> list[float]:
-    """Updates per second of ``step`` over ``repeats`` runs of ``updates`` calls (after a warm-up)."""
-    for _ in range(max(3, updates // 10)):
+# --- the original algorithm (baseline only) -----------------------------------------------------
+class OriginalConvQ(nn.Module):
+    """The reference Atari network as written there: contiguous float input, returns (q, log π, i)."""
+
+    def __init__(self, frames, num_actions):
+        super().__init__()
+        self.c1, self.c2, self.c3 = nn.Conv2d(frames, 32, 8, 4), nn.Conv2d(32, 64, 4, 2), nn.Conv2d(64, 64, 3, 1)
+        self.q1, self.q2 = nn.Linear(3136, 512), nn.Linear(512, num_actions)
+        self.i1, self.i2 = nn.Linear(3136, 512), nn.Linear(512, num_actions)
+
+    def forward(self, state):
+        c = F.relu(self.c3(F.relu(self.c2(F.relu(self.c1(state))))))
+        c = c.reshape(-1, 3136)
+        i = self.i2(F.relu(self.i1(c)))
+        return self.q2(F.relu(self.q1(c))), F.log_softmax(i, dim=1), i
+
+
+def original_sample(buffer: FrameStackBuffer, device, np_rng):
+    """The reference AtariBuffer.sample: host-side NumPy stacking, float tensors moved to the device."""
+    frames = buffer.frames.numpy()
+    ind = np_rng.integers(0, buffer.size - 1, size=buffer.batch_size)
+    state = np.zeros((buffer.batch_size, buffer.history, *frames.shape[1:]), dtype=np.uint8)
+    next_state = np.array(state)
+    state_not_done, next_not_done = 1.0, 1.0
+    for i in range(buffer.history):
+        j = ind - i
+        k = (ind - i + 1).clip(min=0)
+        state_not_done *= (j + 1).clip(min=0, max=1).reshape(-1, 1, 1)
+        j = j.clip(min=0)
+        state[:, i] = frames[j] * state_not_done
+        next_state[:, i] = frames[k] * next_not_done
+        next_not_done *= state_not_done
+        state_not_done *= (1.0 - buffer.first_timestep[j]).reshape(-1, 1, 1)
+    as_float = lambda x: torch.ByteTensor(x).to(device).float()
+    return (as_float(state), torch.LongTensor(buffer.action[ind]).to(device), as_float(next_state),
+            torch.FloatTensor(buffer.reward[ind]).to(device), torch.FloatTensor(buffer.not_done[ind]).to(device))
+
+
+def original_crop(images: torch.Tensor, pad: int, np_rng) -> torch.Tensor:
+    """The reference random shift: replicate-pad the float batch, crop each sample in a Python loop."""
+    n, c, h, w = images.shape
+    padded = F.pad(images, (pad, pad, pad, pad), mode="replicate")
+    out = torch.empty_like(images)
+    for i in range(n):
+        top, left = np_rng.integers(0, 2 * pad + 1, 2)
+        out[i] = padded[i, :, top:top + h, left:left + w]
+    return out
+
+
+class OriginalLearner:
+    """The reference discrete BCQ (``views=1``) and SQV (``views=2``) update: one forward pass per network
+    per view for the targets and one per view for the loss."""
+
+    def __init__(self, device, views: int, threshold=0.3, discount=0.99, tau=0.005):
+        self.Q = OriginalConvQ(4, 6).to(device)
+        self.Q_target = OriginalConvQ(4, 6).to(device).requires_grad_(False)
+        self.Q_target.load_state_dict(self.Q.state_dict())
+        self.optimizer = torch.optim.Adam(self.Q.parameters(), lr=6.25e-5, eps=1.5e-4)
+        self.device, self.views, self.threshold, self.discount, self.tau = device, views, threshold, discount, tau
+        self.np_rng = np.random.default_rng(0)
+
+    def target(self, next_state, reward, done):
+        q, imt, _ = self.Q(next_state)
+        imt = imt.exp()
+        imt = (imt / imt.max(1, keepdim=True)[0] > self.threshold).float()
+        next_action = (imt * q + (1 - imt) * -1e8).argmax(1, keepdim=True)
+        q, _, _ = self.Q_target(next_state)
+        return reward + done * self.discount * q.gather(1, next_action).reshape(-1, 1)
+
+    def train(self, buffer):
+        state, action, next_state, reward, done = original_sample(buffer, self.device, self.np_rng)
+        if self.views == 1:
+            states = [state]
+            with torch.no_grad():
+                targets = [self.target(next_state, reward, done)]
+        else:
+            states = [original_crop(state, 4, self.np_rng) for _ in range(2)]
+            next_states = [original_crop(next_state, 4, self.np_rng) for _ in range(2)]
+            with torch.no_grad():
+                targets = [self.target(ns, reward, done) for ns in next_states][::-1]  # swapped
+        loss = 0.0
+        for s, y in zip(states, targets):
+            current_q, imt, i = self.Q(s)
+            loss = loss + F.smooth_l1_loss(current_q.gather(1, action), y) + F.nll_loss(imt, action.reshape(-1)) \
+                + 1e-2 * i.pow(2).mean()
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        for param, target_param in zip(self.Q.parameters(), self.Q_target.parameters()):
+            target_param.data.copy_(self.tau * param.data + (1 - self.tau) * target_param.data)
+
+
+# --- measuring ----------------------------------------------------------------------------------
+def timed(step, calls: int, repeats: int, device, warmup: int | None = None) -> list[float]:
+    """Calls per second of ``step`` over ``repeats`` runs of ``calls`` calls (after a warm-up)."""
+    for _ in range(max(2, calls // 10) if warmup is None else warmup):
         step()
     rates = []
     for _ in range(repeats):
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        for _ in range(updates):
+        for _ in range(calls):
             step()
         if device.type == "cuda":
             torch.cuda.synchronize()
-        rates.append(updates / (time.perf_counter() - start))
+        rates.append(calls / (time.perf_counter() - start))
     return rates
 
 
-def report(rows: list, measure: str, case: str, rates: list[float], per_repeat: int, device) -> None:
-    row = {"measure": measure, "case": case, "device": str(device), "median": statistics.median(rates),
-           "min": min(rates), "max": max(rates), "repeats": len(rates), "calls_per_repeat": per_repeat}
-    print(json.dumps(row), flush=True)
-    rows.append(row)
+class Report:
+    def __init__(self, device):
+        self.device, self.rows = device, []
+
+    def add(self, measure: str, case: str, values: list[float], per_repeat: int, unit: str) -> None:
+        row = {"measure": measure, "case": case, "device": str(self.device), "unit": unit,
+               "median": statistics.median(values), "min": min(values), "max": max(values),
+               "repeats": len(values), "calls_per_repeat": per_repeat}
+        print(json.dumps(row), flush=True)
+        self.rows.append(row)
+
+    def table(self) -> None:
+        print(f"\n{'measure':<18}{'case':<44}{'median':>10}{'min':>10}{'max':>10}  unit"
+              f"   ({self.device}, {torch.get_num_threads()} threads)")
+        for r in self.rows:
+            print(f"{r['measure']:<18}{r['case']:<44}{r['median']:>10.2f}{r['min']:>10.2f}{r['max']:>10.2f}  {r['unit']}")
+
+
+def bench_updates(report, args, device, rng, atari, scale):
+    cfg = SimpleNamespace(**defaults("atari"))
+    cases = [(f"{cls.__name__} atari 4x84x84 b32", lambda c=cls: c(ATARI, (4, 84, 84), 6, cfg, device),
+              atari, ATARI, cfg, 8 * scale) for cls in (DQN, BCQ, SQV)]
+    if args.baseline:
+        cases += [(f"baseline {name} atari 4x84x84 b32", lambda v=views: OriginalLearner(device, v), atari, None,
+                   None, 8 * scale) for name, views in (("BCQ", 1), ("SQV", 2))]
+    cartpole = vector_buffer(device, rng, 4, (1,), np.int64, 64)
+    cfg_v = SimpleNamespace(**defaults("regular", VECTOR))
+    cases += [(f"{cls.__name__} cartpole 4 b64", lambda c=cls: c(VECTOR, (4,), 2, cfg_v, device),
+               cartpole, VECTOR, cfg_v, 100 * scale) for cls in (DQN, BCQ, SQV)]
+    hopper = vector_buffer(device, rng, 11, (3,), np.float32, 100)
+    cfg_c = SimpleNamespace(**defaults("continuous"))
+    cases += [(f"continuous {cls.__name__} 11/3 b100", lambda c=cls: c(11, 3, np.ones(3, np.float32), cfg_c, device),
+               hopper, VECTOR, cfg_c, 15 * scale) for cls in (ContinuousBCQ, ContinuousSQV)]
+    for name, make, buffer, kind, cfg_case, calls in cases:
+        agent = make()
+        if hasattr(agent, "augment"):
+            agent.augment = make_augmentation(kind, cfg_case, buffer, device)
+        report.add("updates_per_s", name, timed(lambda: agent.train(buffer), calls, args.repeats, device), calls,
+                   "updates/s")
+
+
+def bench_sampling(report, args, device, atari, scale):
+    shift = RandomShift(4)
+
+    def sample_augment():  # what SQV does per update: s and s' of a batch, two views each
+        batch = atari.sample()
+        return shift(torch.cat([batch.state, batch.state, batch.next_state, batch.next_state])).float()
+
+    cases = [("atari sample b32", atari.sample), ("atari sample+augment b32 (2 views)", sample_augment)]
+    if args.baseline:
+        np_rng = np.random.default_rng(0)
+
+        def original_sample_augment():
+            state, _, next_state, _, _ = original_sample(atari, device, np_rng)
+            return [original_crop(x, 4, np_rng) for x in (state, state, next_state, next_state)]
+
+        cases += [("baseline atari sample b32", lambda: original_sample(atari, device, np_rng)),
+                  ("baseline atari sample+augment b32 (2 views)", original_sample_augment)]
+    for name, step in cases:
+        rates = timed(step, 40 * scale, args.repeats, device)
+        report.add("ms_per_batch", name, [1000 / r for r in rates], 40 * scale, "ms/batch")
+
+
+def bench_generation(report, args, device, scale):
+    """Buffer generation on Pong with the DQN acting: the original one-env loop against ours."""
+    cfg = SimpleNamespace(**defaults("atari"), seed=0)
+    dqn = DQN(ATARI, (4, 84, 84), 6, cfg, device)
+    steps = 250 * scale
+    rng = np.random.default_rng(0)
+
+    def one_env_loop():
+        env = make_env(PONG, cfg).env
+        state = env.reset(seed=0)[0]
+        start = time.perf_counter()
+        for _ in range(steps):
+            action = int(rng.integers(6)) if rng.random() < cfg.eval_eps else dqn.act(state)
+            state, _, terminated, truncated, _ = env.step(action)
+            if terminated or truncated:
+                state = env.reset()[0]
+        return steps / (time.perf_counter() - start)
+
+    def vectorized(n):
+        buffer = FrameStackBuffer((4, 84, 84), steps, 32, device, rng)
+        vec = make_vec_env(PONG, cfg, n)
+        low_noise = np.zeros(n, bool)
+        bar = SimpleNamespace(notes={}, update=lambda *a: None, set_postfix=lambda *a, **k: None)
+        start = time.perf_counter()
+        interact(vec, cfg, buffer, steps, lambda states, t: dqn.buffer_actions(states, rng, low_noise, vec.action_space),
+                 lambda t: None, lambda i: None, bar)
+        vec.close()
+        return steps / (time.perf_counter() - start)
+
+    report.add("env_steps_per_s", f"{PONG} one env, batch-1 acting", [one_env_loop() for _ in range(args.repeats)],
+               steps, "steps/s")
+    for n in args.num_envs:
+        report.add("env_steps_per_s", f"{PONG} generation, {n} envs", [vectorized(n) for _ in range(args.repeats)],
+                   steps, "steps/s")
+
+
+def bench_evaluation(report, args, device, scale):
+    cfg = SimpleNamespace(**defaults("atari"), seed=0)
+    dqn = DQN(ATARI, (4, 84, 84), 6, cfg, device)
+    episodes = 2 * scale
+    for n in (1, max(args.num_envs)):
+        def run():
+            start = time.perf_counter()
+            evaluate(dqn.act_batch, lambda k: make_vec_env(PONG, cfg, k), 0, episodes, cfg.eval_eps, device, n)
+            return episodes / (time.perf_counter() - start) * 60
+        report.add("episodes_per_min", f"{PONG} evaluation, {n} env{'s' if n > 1 else ''}",
+                   [run() for _ in range(max(1, args.repeats // 2))], episodes, "episodes/min")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", type=str, default="cpu", help="cpu, cuda or cuda:N")
-    parser.add_argument("--quick", action="store_true", help="fewer updates per repeat")
-    parser.add_argument("--repeats", type=int, default=5, help="repeats per measurement")
+    parser.add_argument("--quick", action="store_true", help="fewer calls and repeats: under 2 minutes")
+    parser.add_argument("--baseline", action="store_true", help="also time the original algorithm")
+    parser.add_argument("--repeats", type=int, default=None, help="repeats per measurement (default 5, quick 3)")
+    parser.add_argument("--num_envs", type=int, nargs="+", default=[8], help="env counts to time generation with")
+    parser.add_argument("--buffer_device", type=str, default="cpu", help="where the Atari buffer's frames live")
+    parser.add_argument("--only", nargs="+", choices=["updates", "sampling", "generation", "evaluation"],
+                        default=["updates", "sampling", "generation", "evaluation"], help="measure only these")
     args = parser.parse_args()
+    args.repeats = args.repeats or (3 if args.quick else 5)
     device = get_device(args.device)
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
     scale = 1 if args.quick else 4
-    cases = []
-    atari = atari_buffer(device, rng)
-    cfg = SimpleNamespace(**defaults("atari"))
-    for cls in (DQN, BCQ, SQV):
-        cases.append((f"{cls.__name__} atari 4x84x84 b32", lambda c=cls: c(ATARI, (4, 84, 84), 6, cfg, device),
-                      atari, ATARI, cfg, 10 * scale))
-    cartpole = vector_buffer(device, rng, 4, (1,), np.int64, 64)
-    cfg_v = SimpleNamespace(**defaults("regular", VECTOR))
-    for cls in (DQN, BCQ, SQV):
-        cases.append((f"{cls.__name__} cartpole 4 b64", lambda c=cls: c(VECTOR, (4,), 2, cfg_v, device),
-                      cartpole, VECTOR, cfg_v, 200 * scale))
-    hopper = vector_buffer(device, rng, 11, (3,), np.float32, 100)
-    cfg_c = SimpleNamespace(**defaults("continuous"))
-    for cls in (ContinuousBCQ, ContinuousSQV):
-        cases.append((f"continuous {cls.__name__} 11/3 b100",
-                      lambda c=cls: c(11, 3, np.ones(3, np.float32), cfg_c, device), hopper, VECTOR, cfg_c, 20 * scale))
-
-    rows = []
-    for name, make, buffer, kind, cfg_case, updates in cases:
-        agent = make()
-        if hasattr(agent, "augment"):
-            agent.augment = make_augmentation(kind, cfg_case, buffer, device)
-        report(rows, "updates_per_s", name, timed(lambda: agent.train(buffer), updates, args.repeats, device),
-               updates, device)
-    report(rows, "batches_per_s", "atari buffer sample b32", timed(atari.sample, 50 * scale, args.repeats, device),
-           50 * scale, device)
-    pong = make_env("PongNoFrameskip-v4", cfg)
-    dqn = DQN(ATARI, (4, 84, 84), pong.action_space.n, cfg, device)
-    state = {"s": pong.env.reset(seed=0)[0]}
-
-    def env_step():
-        next_state, _, terminated, truncated, _ = pong.env.step(dqn.act(state["s"]))
-        state["s"] = pong.env.reset()[0] if terminated or truncated else next_state
-
-    report(rows, "env_steps_per_s", "Pong env steps, DQN acting", timed(env_step, 100 * scale, args.repeats, device),
-           100 * scale, device)
-    print(f"\n{'case':<36}{'median/s':>10}{'min':>10}{'max':>10}   ({device}, {torch.get_num_threads()} threads)")
-    for row in rows:
-        print(f"{row['case']:<36}{row['median']:>10.1f}{row['min']:>10.1f}{row['max']:>10.1f}")
+    report = Report(device)
+    if {"updates", "sampling"} & set(args.only):
+        atari = atari_buffer(device, rng, storage_device=get_device(args.buffer_device))
+        if "updates" in args.only:
+            bench_updates(report, args, device, rng, atari, scale)
+        if "sampling" in args.only:
+            bench_sampling(report, args, device, atari, scale)
+    if "generation" in args.only:
+        bench_generation(report, args, device, scale)
+    if "evaluation" in args.only:
+        bench_evaluation(report, args, device, scale)
+    report.table()
 
 
 if __name__ == "__main__":

@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num_envs", type=int, default=8,
                         help="envs stepped together (one batched network call per step) for buffer generation "
                              "and evaluation; behavioral training always uses one")
+    parser.add_argument("--buffer_device", type=str, default="auto",
+                        help="where an Atari buffer's frames live: auto (the training device when they fit in "
+                             "80%% of its free memory, else cpu), cpu, cuda or cuda:N")
+    parser.add_argument("--mmap", action="store_true",
+                        help="offline training memory-maps the saved buffer's frames/states read-only instead of "
+                             "copying them (seeds on one machine share one copy in the page cache)")
     parser.add_argument("--log_freq", type=int, default=1000,
                         help="write the learner's losses to results/{stage}_{setting}_train.csv every this many updates")
     parser.add_argument("--tensorboard", action="store_true", help="also log to a TensorBoard run under runs/")
@@ -113,6 +119,8 @@ def check(cfg: dict) -> None:
     from common.runtime import get_device
 
     get_device(cfg["device"])  # a bad --device fails here, before any file is written
+    if cfg["buffer_device"] != "auto":
+        get_device(cfg["buffer_device"], "--buffer_device")
     positive = ["max_timesteps", "eval_freq", "eval_episodes", "num_envs", "log_freq", "batch_size", "buffer_size", "train_freq",
                 "target_update_freq", "eps_decay_period", "frame_skip", "frame_size", "state_history"]
     for name in positive:

@@ -4,21 +4,31 @@ from __future__ import annotations
 import torch
 
 
+def replicate_pad(images: torch.Tensor, pad: int) -> torch.Tensor:
+    """Pad the last two dims of (B, C, H, W) by ``pad`` with edge replication (any dtype, any device)."""
+    b, c, h, w = images.shape
+    rows = torch.cat([images[:, :, :1].expand(b, c, pad, w), images, images[:, :, -1:].expand(b, c, pad, w)], 2)
+    return torch.cat([rows[..., :1].expand(b, c, h + 2 * pad, pad), rows,
+                      rows[..., -1:].expand(b, c, h + 2 * pad, pad)], 3)
+
+
 def shift(images: torch.Tensor, offsets: torch.Tensor, pad: int) -> torch.Tensor:
     """Crop each replicate-padded image at its own offset.
 
     ``images``: (B, C, H, W) of any dtype (uint8 pixels are 4× cheaper to move than floats);
-    ``offsets``: (B, 2) integer (row, column) offsets in [0, 2·pad]. Equivalent to padding every
-    side by ``pad`` with edge replication and cropping the original size at ``offsets``; here the
-    padding is never built: a replicated border pixel is a clamped source index, and the whole
-    batch is one gather. All channels (the stacked frames) of a sample move together.
+    ``offsets``: (B, 2) integer (row, column) offsets in [0, 2·pad]. Pads every side by ``pad``
+    with edge replication and crops the original size at ``offsets``. All channels (the stacked
+    frames) of a sample move together. No loop over samples: every (C, H, W) window of the padded
+    batch is a row of one overlapping strided view, and the crops are one ``index_select`` of it.
     """
     b, c, h, w = images.shape
-    shift_rc = offsets.to(images.device) - pad
-    rows = (torch.arange(h, device=images.device) + shift_rc[:, :1]).clamp_(0, h - 1)  # (B, H)
-    cols = (torch.arange(w, device=images.device) + shift_rc[:, 1:]).clamp_(0, w - 1)  # (B, W)
-    source = (rows[:, :, None] * w + cols[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)
-    return images.reshape(b, c, h * w).gather(2, source).view(b, c, h, w)
+    padded = replicate_pad(images.contiguous(), pad)
+    hp, wp = h + 2 * pad, w + 2 * pad
+    last_start = padded.numel() - ((c - 1) * hp * wp + (h - 1) * wp + w)
+    windows = padded.as_strided((last_start + 1, c, h, w), (1, hp * wp, wp, 1))
+    offsets = offsets.to(images.device)
+    starts = torch.arange(b, device=images.device) * (c * hp * wp) + offsets[:, 0] * wp + offsets[:, 1]
+    return windows.index_select(0, starts)
 
 
 class RandomShift:

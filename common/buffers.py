@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from common.errors import UserError
-from common.io import atomic_save_npy
+from common.io import atomic_save_npy, npy_header, read_npy_into
 
 
 class Batch(NamedTuple):
@@ -77,10 +77,13 @@ class ReplayBuffer:
         paths.append(atomic_save_npy(f"{prefix}_ptr.npy", np.array(self.ptr)))
         return paths
 
-    def load(self, prefix: str, how_to_create: str = "python main.py --generate_buffer") -> None:
+    def load(self, prefix: str, how_to_create: str = "python main.py --generate_buffer", mmap: bool = False) -> None:
+        """Load a buffer in the reference format; with ``mmap`` the states stay in the files, mapped
+        read-only (several runs share one copy in the page cache)."""
         names = ("state", "action", "next_state", "reward", "not_done")
         _require(prefix, [*names, "ptr"], how_to_create)
-        arrays = {name: np.load(f"{prefix}_{name}.npy") for name in names}
+        arrays = {name: np.load(f"{prefix}_{name}.npy", mmap_mode="r" if mmap and "state" in name else None)
+                  for name in names}
         n = arrays["reward"].shape[0]
         if n == 0:
             raise UserError(f"buffer {prefix} is empty; regenerate it with: {how_to_create}")
@@ -89,11 +92,18 @@ class ReplayBuffer:
             if int(np.prod(stored)) != int(np.prod(store.shape[1:])) or arrays[name].shape[0] != n:
                 raise UserError(f"buffer {prefix} holds {name}s of shape {arrays[name].shape[1:]}, but this env's "
                                 f"{name}s have shape {store.shape[1:]}: was it generated for another env?")
-        if n > self.capacity:
-            self.__init__(self.state.shape[1:], n, self.batch_size, self.device, self.rng,
+        if n > self.capacity or mmap:
+            self.__init__(self.state.shape[1:], 0 if mmap else n, self.batch_size, self.device, self.rng,
                           self.state.dtype, self.action.shape[1:], self.action.dtype)
+            self.capacity = n
         for name, array in arrays.items():
-            getattr(self, name)[:n] = array.reshape(getattr(self, name)[:n].shape)
+            shape = (n, *getattr(self, name).shape[1:])
+            if mmap and "state" in name:
+                setattr(self, name, array.reshape(shape))
+            else:
+                if getattr(self, name).shape[0] < n:
+                    setattr(self, name, np.empty(shape, getattr(self, name).dtype))
+                getattr(self, name)[:n] = array.reshape(shape)
         self.size = n
         self.ptr = int(np.load(f"{prefix}_ptr.npy")) % self.capacity
 
@@ -107,6 +117,26 @@ def stack_mask(first: np.ndarray) -> np.ndarray:
     keep = np.ones(first.shape, dtype=np.float32)
     keep[:, 1:] = np.cumprod(1.0 - first[:, :-1], axis=1)
     return keep
+
+
+class MappedFrames:
+    """The frames of a saved frame-stacked buffer left in its chunk files, memory-mapped read-only
+    (``--mmap``): several runs on one machine share one copy in the page cache. Indexing with a
+    tensor of row numbers gathers them (one NumPy gather per chunk file, not per sample)."""
+
+    def __init__(self, chunks: list[np.ndarray], chunk: int, size: int):
+        self.chunks, self.chunk = chunks, chunk
+        self.shape = (size, *chunks[0].shape[1:])
+        self.device = torch.device("cpu")
+
+    def __getitem__(self, rows: torch.Tensor) -> torch.Tensor:
+        rows = rows.numpy()
+        out = np.empty((*rows.shape, *self.shape[1:]), dtype=np.uint8)
+        which = rows // self.chunk
+        for c in np.unique(which):
+            sel = which == c
+            out[sel] = self.chunks[c][rows[sel] - c * self.chunk]
+        return torch.from_numpy(out)
 
 
 class FrameStackBuffer:
@@ -203,8 +233,10 @@ class FrameStackBuffer:
             paths.append(atomic_save_npy(f"{prefix}_state_{end}.npy", rows))
         return paths
 
-    def load(self, prefix: str, how_to_create: str = "python main.py --generate_buffer") -> None:
-        """Load a buffer in the reference format; the capacity becomes the stored size."""
+    def load(self, prefix: str, how_to_create: str = "python main.py --generate_buffer", mmap: bool = False) -> None:
+        """Load a buffer in the reference format; the capacity becomes the stored size. The frame chunks
+        are read through memory maps (no second copy in memory while loading); with ``mmap`` they stay
+        mapped, read-only, instead of being copied (`MappedFrames`)."""
         _require(prefix, ["action", "reward", "not_done", "first_timestep", "replay_info"], how_to_create)
         reward = np.load(f"{prefix}_reward.npy")
         n = reward.shape[0]
@@ -212,7 +244,12 @@ class FrameStackBuffer:
             raise UserError(f"buffer {prefix} is empty; regenerate it with: {how_to_create}")
         ptr, chunk = (int(v) for v in np.load(f"{prefix}_replay_info.npy"))
         state_shape = (self.history, *self.frames.shape[1:])
-        self.__init__(state_shape, n, self.batch_size, self.device, self.rng, self.frames.device)
+        self.__init__(state_shape, 0 if mmap else n, self.batch_size, self.device, self.rng, self.frames.device)
+        if mmap:  # the per-row arrays are small: copied as usual
+            self.capacity = n
+            self.action, self.reward = np.zeros((n, 1), np.int64), np.zeros((n, 1), np.float32)
+            self.not_done, self.first_timestep = np.zeros((n, 1), np.float32), np.zeros(n, np.uint8)
+        chunks = []
         self.reward[:] = reward.reshape(n, 1)
         self.action[:] = np.load(f"{prefix}_action.npy").reshape(n, 1)
         self.not_done[:] = np.load(f"{prefix}_not_done.npy").reshape(n, 1)
@@ -224,16 +261,23 @@ class FrameStackBuffer:
             if not os.path.exists(path):
                 found = sorted(glob.glob(f"{glob.escape(prefix)}_state_*.npy"))
                 raise UserError(f"buffer {prefix} is incomplete: {path} is missing (found {len(found)} frame chunks)")
-            rows = np.load(path)
-            if len(rows) != end - start:
-                raise UserError(f"buffer {prefix} is inconsistent: {path} holds {len(rows)} frames, expected "
+            shape, dtype = npy_header(path)
+            if shape[0] != end - start:
+                raise UserError(f"buffer {prefix} is inconsistent: {path} holds {shape[0]} frames, expected "
                                 f"{end - start}; regenerate it with: {how_to_create}")
-            if rows.shape[1:] != tuple(self.frames.shape[1:]):
-                raise UserError(f"buffer {prefix} holds frames of shape {rows.shape[1:]}, expected "
-                                f"{tuple(self.frames.shape[1:])}: was it generated with another --frame_size?")
+            if shape[1:] != tuple(self.frames.shape[1:]) or dtype != np.uint8:
+                raise UserError(f"buffer {prefix} holds frames of shape {shape[1:]} ({dtype}), expected "
+                                f"{tuple(self.frames.shape[1:])} (uint8): was it generated with another --frame_size?")
             take = min(end, n) - start
-            self.frames[start:start + take] = torch.from_numpy(rows[:take])
+            if mmap:
+                chunks.append(np.load(path, mmap_mode="r"))
+            elif self.frames.device.type == "cpu":
+                read_npy_into(path, self.frames[start:start + take].numpy())
+            else:
+                self.frames[start:start + take] = torch.from_numpy(np.load(path)[:take])
             start = end
+        if mmap:
+            self.frames = MappedFrames(chunks, chunk, n)
         self.size = n
         self.ptr = ptr % n
         self.wrapped = ptr < n  # a buffer that never wrapped was saved with ptr == size

@@ -46,3 +46,33 @@ def atomic_save_json(path: str, obj: Any) -> str:
     with atomic_open(path) as f:
         f.write((json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
     return path
+
+
+def _read_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
+    version = np.lib.format.read_magic(f)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = read(f)
+    return tuple(shape), fortran, np.dtype(dtype)
+
+
+def npy_header(path: str) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype stored in a ``.npy`` file, read from its header only."""
+    with open(path, "rb") as f:
+        shape, _, dtype = _read_header(f)
+    return shape, dtype
+
+
+def read_npy_into(path: str, out: np.ndarray) -> None:
+    """Read the first ``len(out)`` rows of a C-ordered ``.npy`` file straight into ``out``
+    (no temporary copy: a 7 GB buffer loads in 7 GB)."""
+    with open(path, "rb") as f:
+        _, fortran, _ = _read_header(f)
+        if fortran:
+            raise ValueError(f"{path} is Fortran-ordered")
+        view = memoryview(out.reshape(-1).view(np.uint8))
+        read = 0
+        while read < len(view):
+            got = f.readinto(view[read:])
+            if not got:
+                raise EOFError(f"{path} ends after {read} of {len(view)} bytes")
+            read += got

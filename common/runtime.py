@@ -10,21 +10,32 @@ import torch
 from common.errors import UserError
 
 
-def get_device(name: str | None = None) -> torch.device:
+def get_device(name: str | None = None, flag: str = "--device") -> torch.device:
     """``cuda`` when available unless told otherwise; a clear error for an unavailable device."""
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise UserError(f"--device {name}: not a device name; use cpu, cuda or cuda:N") from None
+        raise UserError(f"{flag} {name}: not a device name; use cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+        raise UserError(f"{flag} {name}: CUDA is not available on this machine; use --device cpu")
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise UserError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        raise UserError(f"{flag} {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     if device.type not in ("cpu", "cuda"):
-        raise UserError(f"--device {name}: only cpu and cuda are supported")
+        raise UserError(f"{flag} {name}: only cpu and cuda are supported")
     return device
+
+
+def buffer_device(name: str | None, device: torch.device, nbytes: int) -> torch.device:
+    """Where a buffer's frames live: ``auto`` puts them on the training device when they take under
+    80% of its free memory (a GPU run then moves no pixels over PCIe per update), else on the CPU."""
+    if name not in (None, "auto"):
+        return get_device(name, "--buffer_device")
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return device if nbytes < 0.8 * free else torch.device("cpu")
+    return torch.device("cpu")
 
 
 def set_seed(seed: int, env=None) -> np.random.Generator:

@@ -269,7 +269,7 @@ def train_offline(cfg, family, algo: str = "BCQ") -> dict[str, Any]:
     device = get_device(cfg.device)
     rng = set_seed(cfg.seed, info.env)
     buffer = family.make_buffer(info, cfg, device, rng, 1)
-    buffer.load(buffer_prefix(cfg), how_to_create=command(cfg, "--generate_buffer"))
+    buffer.load(buffer_prefix(cfg), how_to_create=command(cfg, "--generate_buffer"), mmap=cfg.mmap)
     agent = family.offline_agent(algo, info, cfg, device, buffer)
     save_config(cfg, algo, {"augmentation": repr(getattr(agent, "augment", None))})
     log = RunLog(cfg, algo)

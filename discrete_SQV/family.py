@@ -7,6 +7,7 @@ import numpy as np
 from common.augment import make_augmentation
 from common.buffers import FrameStackBuffer, ReplayBuffer
 from common.envs import ATARI, VECTOR, EnvInfo
+from common.runtime import buffer_device
 from common.errors import UserError
 from discrete_SQV.bcq import BCQ
 from discrete_SQV.dqn import DQN
@@ -22,7 +23,9 @@ def check_env(info: EnvInfo, cfg) -> None:
 
 def make_buffer(info: EnvInfo, cfg, device, rng, capacity: int):
     if info.kind == ATARI:
-        return FrameStackBuffer(info.state_shape, capacity, cfg.batch_size, device, rng)
+        frame_bytes = int(np.prod(info.state_shape[1:]))
+        return FrameStackBuffer(info.state_shape, capacity, cfg.batch_size, device, rng,
+                                storage_device=buffer_device(cfg.buffer_device, device, capacity * frame_bytes))
     dtype = np.float32 if info.kind == VECTOR else np.uint8
     return ReplayBuffer(info.state_shape, capacity, cfg.batch_size, device, rng, state_dtype=dtype)
 

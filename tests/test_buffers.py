@@ -97,13 +97,15 @@ def test_frame_buffer_round_trip(tmp_path):
     buf = filled_buffer([7, 6], capacity=10)
     buf.save(str(tmp_path / "b"), chunk=4)
     assert sorted(p.split("_")[-1] for p in glob.glob(str(tmp_path / "b_state_*.npy"))) == ["11.npy", "4.npy", "8.npy"]
-    loaded = FrameStackBuffer((H, 2, 2), 1, 8, "cpu", np.random.default_rng(0))
-    loaded.load(str(tmp_path / "b"))
-    assert (loaded.ptr, loaded.size, loaded.wrapped) == (3, 10, True)
-    ind = np.arange(10)
-    for a, b in zip(buf.stacks(ind), loaded.stacks(ind)):
-        torch.testing.assert_close(a, b)
-    np.testing.assert_array_equal(buf.sampleable(ind), loaded.sampleable(ind))
+    for mmap in (False, True):  # copied, or left in the chunk files and memory-mapped (--mmap)
+        loaded = FrameStackBuffer((H, 2, 2), 1, 8, "cpu", np.random.default_rng(0))
+        loaded.load(str(tmp_path / "b"), mmap=mmap)
+        assert (loaded.ptr, loaded.size, loaded.wrapped) == (3, 10, True)
+        ind = np.arange(10)
+        for a, b in zip(buf.stacks(ind), loaded.stacks(ind)):
+            torch.testing.assert_close(a, b)
+        np.testing.assert_array_equal(buf.sampleable(ind), loaded.sampleable(ind))
+    assert type(loaded.frames).__name__ == "MappedFrames"
 
 
 def write_reference_atari_buffer(prefix, frames, first, not_done, ptr, chunk=3):
@@ -151,10 +153,13 @@ def test_replay_buffer_round_trip_and_reference_format(tmp_path):
         buf.add(np.full(3, k), k % 2, np.full(3, k + 1), float(k), float(k % 5 != 4))
     assert (buf.size, buf.ptr) == (10, 2)
     buf.save(str(tmp_path / "v"))
-    loaded = ReplayBuffer((3,), 1, 4, "cpu", rng)
-    loaded.load(str(tmp_path / "v"))
-    np.testing.assert_array_equal(loaded.state, buf.state)
-    assert loaded.ptr == 2
+    for mmap in (False, True):
+        loaded = ReplayBuffer((3,), 1, 4, "cpu", rng)
+        loaded.load(str(tmp_path / "v"), mmap=mmap)
+        np.testing.assert_array_equal(loaded.state, buf.state)
+        np.testing.assert_array_equal(loaded.next_state, buf.next_state)
+        assert loaded.ptr == 2 and loaded.size == 10 and isinstance(loaded.state, np.memmap) == mmap
+        assert loaded.sample().state.shape == (4, 3)
     # The reference StandardBuffer stores float64 everywhere, actions included.
     prefix = str(tmp_path / "ref")
     np.save(f"{prefix}_state.npy", np.arange(12.0).reshape(4, 3))
