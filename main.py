@@ -12,6 +12,7 @@ DDPG → continuous BCQ / SQV (continuous_BCQ/).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from types import SimpleNamespace
 
@@ -26,10 +27,17 @@ PIPELINE = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """Usage errors as one line (the problem and where to look), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}; see python main.py --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from common.params import PARAMETERS
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     stage = parser.add_mutually_exclusive_group()
     stage.add_argument("--train_behavioral", action="store_true", help="stage 1: train the behavioral agent online")
     stage.add_argument("--generate_buffer", action="store_true", help="stage 2: roll the behavioral agent out, save a buffer")
@@ -56,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mmap", action="store_true",
                         help="offline training memory-maps the saved buffer's frames/states read-only instead of "
                              "copying them (seeds on one machine share one copy in the page cache)")
+    parser.add_argument("--checkpoint_freq", type=int, default=None,
+                        help="save the full training state every this many steps/iterations (default: --eval_freq); "
+                             "SIGINT/SIGTERM also save one before exiting")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the newest complete checkpoint of this stage (start afresh if none)")
     parser.add_argument("--log_freq", type=int, default=1000,
                         help="write the learner's losses to results/{stage}_{setting}_train.csv every this many updates")
     parser.add_argument("--tensorboard", action="store_true", help="also log to a TensorBoard run under runs/")
@@ -100,6 +113,8 @@ def resolve(args: argparse.Namespace, env: str, max_timesteps: float = 1e6, pres
         if PARAMETERS[name][0] is int and cfg[name] is not None:
             cfg[name] = int(cfg[name])
     cfg["max_timesteps"] = int(args.max_timesteps if args.max_timesteps is not None else max_timesteps)
+    if cfg["checkpoint_freq"] is None:
+        cfg["checkpoint_freq"] = cfg["eval_freq"]
     cfg["setting"] = setting_name(env, args.seed)
     cfg["command"] = " ".join(["python main.py", *sys.argv[1:]])
     check(cfg)
@@ -121,15 +136,36 @@ def check(cfg: dict) -> None:
     get_device(cfg["device"])  # a bad --device fails here, before any file is written
     if cfg["buffer_device"] != "auto":
         get_device(cfg["buffer_device"], "--buffer_device")
-    positive = ["max_timesteps", "eval_freq", "eval_episodes", "num_envs", "log_freq", "batch_size", "buffer_size", "train_freq",
+    positive = ["max_timesteps", "eval_freq", "eval_episodes", "num_envs", "checkpoint_freq", "log_freq", "batch_size", "buffer_size", "train_freq",
                 "target_update_freq", "eps_decay_period", "frame_skip", "frame_size", "state_history"]
     for name in positive:
         if cfg[name] is not None and cfg[name] <= 0:
             raise UserError(f"--{name} must be positive, got {cfg[name]}")
-    for name in ("BCQ_threshold", "low_noise_p", "rand_action_p", "eval_eps", "initial_eps", "end_eps", "tau",
-                 "lmbda"):
+    if cfg["BCQ_threshold"] is not None and not 0 <= cfg["BCQ_threshold"] < 1:
+        raise UserError(f"--BCQ_threshold must lie in [0, 1) (1 would forbid every action), got {cfg['BCQ_threshold']}")
+    for name in ("low_noise_p", "rand_action_p", "eval_eps", "initial_eps", "end_eps", "tau", "lmbda"):
         if cfg[name] is not None and not 0 <= cfg[name] <= 1:
             raise UserError(f"--{name} must lie in [0, 1], got {cfg[name]}")
+    check_writable(cfg["out_dir"])
+
+
+def check_writable(out_dir: str) -> None:
+    """A clear error, before any work, when ``out_dir`` cannot be created or written (leaves nothing behind)."""
+    import tempfile
+
+    from common.errors import UserError
+
+    existing = os.path.abspath(out_dir)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UserError(f"--out_dir {out_dir}: {existing} is a file, not a folder; choose another --out_dir")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        raise UserError(f"--out_dir {out_dir}: cannot write in {existing} ({err.strerror}); "
+                        "choose a writable --out_dir") from None
 
 
 def banner(stage: str, cfg) -> None:
@@ -177,6 +213,7 @@ def run_pipeline(args) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from common.errors import UserError
+    from common.guards import Interrupted
 
     try:
         if args.pipeline:
@@ -195,9 +232,12 @@ def main(argv=None) -> int:
             algo = "SQV" if cfg.sqv else "BCQ"
             banner(f"train {algo}", cfg)
             stages.train_offline(cfg, family, algo)
+    except Interrupted as err:
+        print(f"\n{err}", file=sys.stderr)
+        return err.exit_code
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return getattr(err, "exit_code", 2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -33,6 +33,19 @@ def _require(prefix: str, suffixes: list[str], how_to_create: str) -> None:
                         f"create it with: {how_to_create}")
 
 
+def _guarded(read, path: str, how_to_create: str):
+    """Run ``read``; a truncated or corrupted file becomes a one-line error."""
+    try:
+        return read()
+    except (ValueError, OSError, EOFError) as err:
+        raise UserError(f"buffer file {path} is truncated or corrupted ({str(err).splitlines()[0][:80]}); "
+                        f"regenerate it with: {how_to_create}") from None
+
+
+def _load(path: str, how_to_create: str, mmap_mode=None) -> np.ndarray:
+    return _guarded(lambda: np.load(path, mmap_mode=mmap_mode), path, how_to_create)
+
+
 class ReplayBuffer:
     """A circular buffer of whole transitions (vector states, MinAtar images, continuous actions).
 
@@ -58,6 +71,9 @@ class ReplayBuffer:
         self.ptr = (self.ptr + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
+    def bytes_per_transition(self) -> int:
+        return 2 * self.state[0].nbytes + self.action[0].nbytes + 8
+
     def sample(self, batch_size: int | None = None) -> Batch:
         if self.size == 0:
             raise RuntimeError("cannot sample from an empty replay buffer")
@@ -77,12 +93,14 @@ class ReplayBuffer:
         paths.append(atomic_save_npy(f"{prefix}_ptr.npy", np.array(self.ptr)))
         return paths
 
-    def load(self, prefix: str, how_to_create: str = "python main.py --generate_buffer", mmap: bool = False) -> None:
-        """Load a buffer in the reference format; with ``mmap`` the states stay in the files, mapped
-        read-only (several runs share one copy in the page cache)."""
+    def load(self, prefix: str, how_to_create: str = "python main.py --generate_buffer", mmap: bool = False,
+             capacity: int | None = None) -> None:
+        """Load a buffer in the reference format into a capacity of at least the stored size (or
+        ``capacity``); with ``mmap`` the states stay in the files, mapped read-only (several runs
+        share one copy in the page cache)."""
         names = ("state", "action", "next_state", "reward", "not_done")
         _require(prefix, [*names, "ptr"], how_to_create)
-        arrays = {name: np.load(f"{prefix}_{name}.npy", mmap_mode="r" if mmap and "state" in name else None)
+        arrays = {name: _load(f"{prefix}_{name}.npy", how_to_create, mmap_mode="r" if mmap and "state" in name else None)
                   for name in names}
         n = arrays["reward"].shape[0]
         if n == 0:
@@ -92,10 +110,10 @@ class ReplayBuffer:
             if int(np.prod(stored)) != int(np.prod(store.shape[1:])) or arrays[name].shape[0] != n:
                 raise UserError(f"buffer {prefix} holds {name}s of shape {arrays[name].shape[1:]}, but this env's "
                                 f"{name}s have shape {store.shape[1:]}: was it generated for another env?")
-        if n > self.capacity or mmap:
-            self.__init__(self.state.shape[1:], 0 if mmap else n, self.batch_size, self.device, self.rng,
-                          self.state.dtype, self.action.shape[1:], self.action.dtype)
-            self.capacity = n
+        if n > self.capacity or mmap or (capacity or 0) > self.capacity:
+            self.__init__(self.state.shape[1:], 0 if mmap else max(n, capacity or 0), self.batch_size, self.device,
+                          self.rng, self.state.dtype, self.action.shape[1:], self.action.dtype)
+            self.capacity = n if mmap else self.capacity
         for name, array in arrays.items():
             shape = (n, *getattr(self, name).shape[1:])
             if mmap and "state" in name:
@@ -105,7 +123,7 @@ class ReplayBuffer:
                     setattr(self, name, np.empty(shape, getattr(self, name).dtype))
                 getattr(self, name)[:n] = array.reshape(shape)
         self.size = n
-        self.ptr = int(np.load(f"{prefix}_ptr.npy")) % self.capacity
+        self.ptr = int(_load(f"{prefix}_ptr.npy", how_to_create)) % self.capacity
 
 
 def stack_mask(first: np.ndarray) -> np.ndarray:
@@ -177,6 +195,9 @@ class FrameStackBuffer:
         self.size = min(self.size + 1, self.capacity)
         self.wrapped = self.wrapped or self.ptr == 0
 
+    def bytes_per_transition(self) -> int:
+        return int(np.prod(self.frames.shape[1:])) + 8 + 4 + 4 + 1
+
     def sampleable(self, ind: np.ndarray) -> np.ndarray:
         """Boolean mask of the indices whose s and s' stacks are both stored and consistent."""
         n = self.capacity
@@ -233,27 +254,30 @@ class FrameStackBuffer:
             paths.append(atomic_save_npy(f"{prefix}_state_{end}.npy", rows))
         return paths
 
-    def load(self, prefix: str, how_to_create: str = "python main.py --generate_buffer", mmap: bool = False) -> None:
-        """Load a buffer in the reference format; the capacity becomes the stored size. The frame chunks
+    def load(self, prefix: str, how_to_create: str = "python main.py --generate_buffer", mmap: bool = False,
+             capacity: int | None = None) -> None:
+        """Load a buffer in the reference format; the capacity becomes the stored size (or ``capacity``,
+        for an online buffer that keeps growing). The frame chunks
         are read through memory maps (no second copy in memory while loading); with ``mmap`` they stay
         mapped, read-only, instead of being copied (`MappedFrames`)."""
         _require(prefix, ["action", "reward", "not_done", "first_timestep", "replay_info"], how_to_create)
-        reward = np.load(f"{prefix}_reward.npy")
+        reward = _load(f"{prefix}_reward.npy", how_to_create)
         n = reward.shape[0]
         if n == 0:
             raise UserError(f"buffer {prefix} is empty; regenerate it with: {how_to_create}")
-        ptr, chunk = (int(v) for v in np.load(f"{prefix}_replay_info.npy"))
+        ptr, chunk = (int(v) for v in _load(f"{prefix}_replay_info.npy", how_to_create))
         state_shape = (self.history, *self.frames.shape[1:])
-        self.__init__(state_shape, 0 if mmap else n, self.batch_size, self.device, self.rng, self.frames.device)
+        self.__init__(state_shape, 0 if mmap else max(n, capacity or 0), self.batch_size, self.device, self.rng,
+                      self.frames.device)
         if mmap:  # the per-row arrays are small: copied as usual
             self.capacity = n
             self.action, self.reward = np.zeros((n, 1), np.int64), np.zeros((n, 1), np.float32)
             self.not_done, self.first_timestep = np.zeros((n, 1), np.float32), np.zeros(n, np.uint8)
         chunks = []
-        self.reward[:] = reward.reshape(n, 1)
-        self.action[:] = np.load(f"{prefix}_action.npy").reshape(n, 1)
-        self.not_done[:] = np.load(f"{prefix}_not_done.npy").reshape(n, 1)
-        self.first_timestep[:] = np.load(f"{prefix}_first_timestep.npy").reshape(n)
+        self.reward[:n] = reward.reshape(n, 1)
+        self.action[:n] = _load(f"{prefix}_action.npy", how_to_create).reshape(n, 1)
+        self.not_done[:n] = _load(f"{prefix}_not_done.npy", how_to_create).reshape(n, 1)
+        self.first_timestep[:n] = _load(f"{prefix}_first_timestep.npy", how_to_create).reshape(n)
         start = 0
         while start < n:
             end = min(start + chunk, n + 1)
@@ -261,7 +285,7 @@ class FrameStackBuffer:
             if not os.path.exists(path):
                 found = sorted(glob.glob(f"{glob.escape(prefix)}_state_*.npy"))
                 raise UserError(f"buffer {prefix} is incomplete: {path} is missing (found {len(found)} frame chunks)")
-            shape, dtype = npy_header(path)
+            shape, dtype = _guarded(lambda: npy_header(path), path, how_to_create)
             if shape[0] != end - start:
                 raise UserError(f"buffer {prefix} is inconsistent: {path} holds {shape[0]} frames, expected "
                                 f"{end - start}; regenerate it with: {how_to_create}")
@@ -270,14 +294,14 @@ class FrameStackBuffer:
                                 f"{tuple(self.frames.shape[1:])} (uint8): was it generated with another --frame_size?")
             take = min(end, n) - start
             if mmap:
-                chunks.append(np.load(path, mmap_mode="r"))
+                chunks.append(_load(path, how_to_create, mmap_mode="r"))
             elif self.frames.device.type == "cpu":
-                read_npy_into(path, self.frames[start:start + take].numpy())
+                _guarded(lambda: read_npy_into(path, self.frames[start:start + take].numpy()), path, how_to_create)
             else:
-                self.frames[start:start + take] = torch.from_numpy(np.load(path)[:take])
+                self.frames[start:start + take] = torch.from_numpy(_load(path, how_to_create)[:take])
             start = end
         if mmap:
             self.frames = MappedFrames(chunks, chunk, n)
         self.size = n
-        self.ptr = ptr % n
+        self.ptr = ptr % self.capacity
         self.wrapped = ptr < n  # a buffer that never wrapped was saved with ptr == size

@@ -16,8 +16,10 @@ from typing import Any, Callable
 import numpy as np
 from tqdm import tqdm
 
+from common import checkpoint, manifest
 from common.envs import EnvInfo, make_env
 from common.errors import UserError
+from common.guards import FiniteGuard, Interrupted, stop_on_signals
 from common.io import atomic_save_json, atomic_save_npy
 from common.logs import RunLog
 from common.runtime import evaluate, get_device, random_actions, set_seed
@@ -61,11 +63,75 @@ def run_evaluation(agent, cfg, log: RunLog | None = None, step: int = 0) -> floa
     return float(returns.mean())
 
 
-def train_step(agent, buffer, log: RunLog) -> None:
-    """One update; every ``log_freq`` updates the learner's scalars go to the training log."""
+def train_step(agent, buffer, log: RunLog, run: "Run") -> None:
+    """One update, its loss terms watched for NaN/inf; every ``log_freq`` updates the learner's
+    scalars go to the training log."""
     agent.train(buffer)
+    run.guard.update(agent.iterations, agent.last_loss)
     if agent.iterations % log.every == 0:
+        run.guard.check(run.last_checkpoint)
         log.training(agent.iterations, agent.scalars())
+
+
+class Run:
+    """A training stage's checkpointing, resuming, interruption and NaN handling (see `common.checkpoint`).
+
+    ``state`` goes into every checkpoint: the agent's networks, targets, optimizers and counter,
+    every RNG, the evaluation history and the log rows; ``buffer`` (online stages) too.
+    """
+
+    def __init__(self, cfg, stage: str, agent, rng: np.random.Generator, log: RunLog, buffer=None):
+        self.cfg, self.stage, self.agent, self.rng, self.log, self.buffer = cfg, stage, agent, rng, log, buffer
+        self.evaluations: list[float] = []
+        self.guard = FiniteGuard(agent.device)
+        self.last_checkpoint: str | None = None
+        self.stop = None  # set by `stop_on_signals`
+
+    def resume(self) -> int:
+        """With ``--resume``, restore the newest complete checkpoint; returns the step it was taken at."""
+        if not self.cfg.resume:
+            return 0
+        path = checkpoint.newest(self.cfg, self.stage)
+        if path is None:
+            print(f"[{self.stage}] --resume: no checkpoint under {checkpoint.checkpoint_dir(self.cfg, self.stage)}; "
+                  "starting from the beginning")
+            return 0
+        state = checkpoint.load(path, self.agent.device)
+        checkpoint.load_agent_state(self.agent, state["agent"])
+        checkpoint.restore_rng_states(state["rng"], self.rng)
+        self.evaluations = list(state["evaluations"])
+        self.log.eval_rows, self.log.train_rows = state["log"]
+        if self.buffer is not None:
+            self.buffer.load(os.path.join(path, "buffer"), capacity=self.buffer.capacity)
+        self.last_checkpoint = path
+        print(f"[{self.stage}] resuming from {path} (step {state['step']}, {self.agent.iterations} updates)")
+        return int(state["step"])
+
+    def save_checkpoint(self, step: int) -> None:
+        self.guard.check(self.last_checkpoint)  # never checkpoint a diverged model
+        state = {"agent": checkpoint.agent_state(self.agent), "rng": checkpoint.rng_states(self.rng),
+                 "evaluations": self.evaluations, "log": (self.log.eval_rows, self.log.train_rows)}
+        self.last_checkpoint = checkpoint.save(self.cfg, self.stage, step, state, self.buffer)
+
+    def after(self, step: int) -> None:
+        """At the end of a step: checkpoint every ``checkpoint_freq`` steps, and stop on a signal."""
+        if step % self.cfg.checkpoint_freq == 0 and step < self.cfg.max_timesteps:
+            self.save_checkpoint(step)
+        if self.stop is not None and self.stop.requested:
+            if self.last_checkpoint is None or not self.last_checkpoint.endswith(f"step_{step}"):
+                self.save_checkpoint(step)
+            raise Interrupted(self.stop.signum, f"interrupted at step {step} of {self.stage}; checkpoint saved to "
+                                                f"{self.last_checkpoint}; continue with the same command plus --resume")
+
+    def evaluate(self, step: int, bar, results: str) -> None:
+        self.guard.check(self.last_checkpoint)
+        self.evaluations.append(run_evaluation(self.agent, self.cfg, self.log, step))
+        atomic_save_npy(results, self.evaluations)
+        log_eval(bar, self.stage, step, self.evaluations[-1], self.agent)
+
+    def finish(self) -> None:
+        self.guard.check(self.last_checkpoint)
+        checkpoint.remove_all(self.cfg, self.stage)
 
 
 def save_config(cfg, name: str, extra: dict | None = None) -> None:
@@ -121,7 +187,8 @@ class EpisodeWriter:
 
 
 def interact(vec: VecEnv, cfg, buffer, steps: int, choose: Callable[[np.ndarray, int], np.ndarray],
-             after_step: Callable[[int], None], on_episode_start: Callable[[int], None], bar) -> list[float]:
+             after_step: Callable[[int], None], on_episode_start: Callable[[int], None], bar,
+             start: int = 0) -> list[float]:
     """Run ``steps`` env steps over the envs of ``vec``, adding every transition to ``buffer``.
 
     ``choose(states, t)`` returns one action per env; ``after_step(t)`` runs after each env step
@@ -129,14 +196,15 @@ def interact(vec: VecEnv, cfg, buffer, steps: int, choose: Callable[[np.ndarray,
     returns of the finished episodes. not_done is 0 only on true terminals (``terminated``), never
     on ``truncated``. A truncated step is stored too: whole-transition buffers keep its real s',
     and the frame-stacked buffer never samples it, because its s' frame is not stored (DESIGN §5).
-    Env i is seeded ``seed + i`` at its first reset.
+    Env i is seeded ``seed + start + i`` at its first reset; a run resumed at step ``start`` begins
+    with fresh episodes (an env's internal state is not checkpointed).
     """
     n = vec.num_envs
     writer = EpisodeWriter(buffer, n)
-    states = vec.reset(seeds=[cfg.seed + i for i in range(n)])
+    states = vec.reset(seeds=[cfg.seed + start + i for i in range(n)])
     for i in range(n):
         on_episode_start(i)
-    first, episode_return, returns, t = np.ones(n, bool), np.zeros(n), [], 0
+    first, episode_return, returns, t = np.ones(n, bool), np.zeros(n), [], start
     while t < steps:
         actions = choose(states, t)
         next_states, reward, terminated, truncated = vec.step(actions)
@@ -176,9 +244,10 @@ def train_behavioral(cfg, family) -> dict[str, Any]:
     rng = set_seed(cfg.seed, info.env)
     agent = family.behavioral_agent(info, cfg, device)
     buffer = family.make_buffer(info, cfg, device, rng, cfg.buffer_size)
-    save_config(cfg, "behavioral")
     log = RunLog(cfg, "behavioral")
-    evaluations: list[float] = []
+    run = Run(cfg, "behavioral", agent, rng, log, buffer)
+    first_step = run.resume()
+    save_config(cfg, "behavioral")
     start = time.time()
 
     def choose(states, t):
@@ -188,26 +257,23 @@ def train_behavioral(cfg, family) -> dict[str, Any]:
 
     def after_step(t):
         if t >= cfg.start_timesteps and (t + 1) % cfg.train_freq == 0 and buffer.size > 1:
-            train_step(agent, buffer, log)
-        if (t + 1) % cfg.eval_freq == 0:
-            evaluations.append(run_evaluation(agent, cfg, log, t + 1))
-            atomic_save_npy(results_path(cfg, "behavioral"), evaluations)
+            train_step(agent, buffer, log, run)
+        if (t + 1) % cfg.eval_freq == 0 or t + 1 == cfg.max_timesteps:
+            run.evaluate(t + 1, bar, results_path(cfg, "behavioral"))
             agent.save(model_prefix(cfg, "behavioral"))
-            log_eval(bar, "behavioral", t + 1, evaluations[-1], agent)
+        run.after(t + 1)
 
     vec = make_vec_env(cfg.env, cfg, 1)  # one env: the agent learns between consecutive steps
     try:
-        with progress(cfg.max_timesteps, f"behavioral {family.BEHAVIORAL} {cfg.env}") as bar:
-            returns = interact(vec, cfg, buffer, cfg.max_timesteps, choose, after_step, lambda i: None, bar)
-        if cfg.max_timesteps % cfg.eval_freq != 0:
-            evaluations.append(run_evaluation(agent, cfg, log, cfg.max_timesteps))
-            atomic_save_npy(results_path(cfg, "behavioral"), evaluations)
-            agent.save(model_prefix(cfg, "behavioral"))
+        with stop_on_signals() as run.stop, progress(cfg.max_timesteps, f"behavioral {family.BEHAVIORAL} {cfg.env}") as bar:
+            bar.update(first_step)
+            returns = interact(vec, cfg, buffer, cfg.max_timesteps, choose, after_step, lambda i: None, bar, first_step)
+        run.finish()
     finally:
         log.close()  # flush TensorBoard events even when interrupted
         vec.close()
     info.env.close()
-    return {"stage": "behavioral", "final_return": evaluations[-1], "evaluations": evaluations,
+    return {"stage": "behavioral", "final_return": run.evaluations[-1], "evaluations": run.evaluations,
             "updates": agent.iterations, "episodes": len(returns), "seconds": time.time() - start}
 
 
@@ -229,11 +295,13 @@ def generate_buffer(cfg, family) -> dict[str, Any]:
         raise UserError(f"no behavioral model at {missing[0]}; train one with: {command(cfg, '--train_behavioral')}")
     try:
         agent.load(prefix)
-    except (RuntimeError, ValueError, KeyError) as err:
-        raise UserError(f"behavioral model {prefix}_* does not fit this code and env {cfg.env} (was it trained "
-                        f"for another env, or saved by the reference code, whose layer names differ?); "
-                        f"train one with: {command(cfg, '--train_behavioral')}") from None
+    except Exception:  # a wrong shape, other layer names, a truncated or corrupted file
+        raise UserError(f"behavioral model {prefix}_* cannot be loaded for env {cfg.env}: the file is truncated or "
+                        f"corrupted, or it was trained for another env or saved by the reference code (whose layer "
+                        f"names differ); train one with: {command(cfg, '--train_behavioral')}") from None
     buffer = family.make_buffer(info, cfg, device, rng, min(cfg.buffer_size, cfg.max_timesteps))
+    manifest.check_free_space(os.path.dirname(buffer_prefix(cfg)), buffer.capacity * buffer.bytes_per_transition(),
+                              f"a {buffer.capacity}-transition buffer")
     save_config(cfg, f"buffer_{cfg.buffer_name}")
     vec = make_vec_env(cfg.env, cfg, cfg.num_envs)
     low_noise = np.zeros(cfg.num_envs, dtype=bool)
@@ -250,7 +318,9 @@ def generate_buffer(cfg, family) -> dict[str, Any]:
     log = RunLog(cfg, "buffer_performance")
     performance = run_evaluation(agent, cfg, log, cfg.max_timesteps)
     log.close()
-    buffer.save(buffer_prefix(cfg))
+    prefix = buffer_prefix(cfg)
+    manifest.begin(prefix)
+    manifest.finish(prefix, buffer.save(prefix), cfg, info, buffer)
     atomic_save_npy(results_path(cfg, "buffer_performance"), [performance])
     atomic_save_npy(results_path(cfg, "buffer_returns"), returns)
     info.env.close()
@@ -263,30 +333,47 @@ def generate_buffer(cfg, family) -> dict[str, Any]:
 
 
 # --- stage 3 ------------------------------------------------------------------------------------
+def load_buffer(cfg, family, info: EnvInfo, device, rng):
+    """The saved buffer, checked against its manifest and this env; a clear error for every misfit."""
+    buffer = family.make_buffer(info, cfg, device, rng, 1)
+    prefix, how = buffer_prefix(cfg), command(cfg, "--generate_buffer")
+    manifest.verify(prefix, cfg, info, how)
+    buffer.load(prefix, how_to_create=how, mmap=cfg.mmap)
+    space = info.action_space
+    if hasattr(space, "n") and buffer.action[:buffer.size].max() >= space.n:
+        raise UserError(f"buffer {prefix} holds action {int(buffer.action[:buffer.size].max())}, but {cfg.env} has "
+                        f"{space.n} actions: was it generated for another env? Regenerate it with: {how}")
+    if cfg.batch_size > buffer.size:
+        raise UserError(f"--batch_size {cfg.batch_size} is larger than the buffer ({buffer.size} transitions); "
+                        f"use a smaller --batch_size or a bigger buffer")
+    return buffer
+
+
 def train_offline(cfg, family, algo: str = "BCQ") -> dict[str, Any]:
     """Train BCQ or SQV on the saved buffer for ``max_timesteps`` iterations; save ``results/{algo}_{setting}.npy``."""
     info = open_env(cfg, family)
     device = get_device(cfg.device)
     rng = set_seed(cfg.seed, info.env)
-    buffer = family.make_buffer(info, cfg, device, rng, 1)
-    buffer.load(buffer_prefix(cfg), how_to_create=command(cfg, "--generate_buffer"), mmap=cfg.mmap)
+    buffer = load_buffer(cfg, family, info, device, rng)
     agent = family.offline_agent(algo, info, cfg, device, buffer)
-    save_config(cfg, algo, {"augmentation": repr(getattr(agent, "augment", None))})
     log = RunLog(cfg, algo)
-    evaluations: list[float] = []
+    run = Run(cfg, algo, agent, rng, log)
+    run.resume()
+    save_config(cfg, algo, {"augmentation": repr(getattr(agent, "augment", None))})
     start = time.time()
     try:
-        with progress(cfg.max_timesteps, f"{algo} {cfg.env}") as bar:
+        with stop_on_signals() as run.stop, progress(cfg.max_timesteps, f"{algo} {cfg.env}") as bar:
+            bar.update(agent.iterations)
             while agent.iterations < cfg.max_timesteps:
-                for _ in range(min(cfg.eval_freq, cfg.max_timesteps - agent.iterations)):
-                    train_step(agent, buffer, log)
-                    bar.update()
-                evaluations.append(run_evaluation(agent, cfg, log, agent.iterations))
-                atomic_save_npy(results_path(cfg, algo), evaluations)
-                log_eval(bar, algo, agent.iterations, evaluations[-1], agent)
+                train_step(agent, buffer, log, run)
+                bar.update()
+                if agent.iterations % cfg.eval_freq == 0 or agent.iterations == cfg.max_timesteps:
+                    run.evaluate(agent.iterations, bar, results_path(cfg, algo))
+                run.after(agent.iterations)
+        run.finish()
         agent.save(model_prefix(cfg, algo))
     finally:
         log.close()  # flush TensorBoard events even when interrupted
     info.env.close()
-    return {"stage": algo, "final_return": evaluations[-1], "evaluations": evaluations,
+    return {"stage": algo, "final_return": run.evaluations[-1], "evaluations": run.evaluations,
             "updates": agent.iterations, "seconds": time.time() - start}

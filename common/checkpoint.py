@@ -1,0 +1,105 @@
+"""Checkpoints that let a killed run continue (``--checkpoint_freq``, ``--resume``).
+
+A checkpoint is a folder ``checkpoints/{stage}_{setting}/step_{N}`` holding ``state.pt``: every
+network, target network and optimizer of the agent, its iteration counter, the RNG states of
+Python, NumPy, torch (CPU and CUDA) and of the run's own generator (buffer sampling, exploration),
+the evaluation history and the log rows; an online stage adds its replay buffer (reference files).
+The folder is written under a temporary name and renamed into place, so the newest ``step_*``
+folder is always complete; older ones are removed after it lands, and all of them once the stage
+finishes. Offline training resumed on CPU reproduces the uninterrupted run's results exactly.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import random
+import shutil
+import tempfile
+from typing import Any
+
+import numpy as np
+import torch
+
+from common.errors import UserError
+from common.io import atomic_torch_save
+
+
+def checkpoint_dir(cfg, stage: str) -> str:
+    return os.path.join(cfg.out_dir, "checkpoints", f"{stage}_{cfg.setting}")
+
+
+def rng_states(rng: np.random.Generator) -> dict[str, Any]:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "generator": rng.bit_generator.state}
+
+
+def restore_rng_states(states: dict[str, Any], rng: np.random.Generator) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    rng.bit_generator.state = states["generator"]
+
+
+def agent_state(agent) -> dict[str, Any]:
+    """Every module and optimizer the agent holds (targets included), and its iteration counter."""
+    parts = {name: value.state_dict() for name, value in vars(agent).items()
+             if isinstance(value, (torch.nn.Module, torch.optim.Optimizer))}
+    return {"parts": parts, "iterations": agent.iterations}
+
+
+def load_agent_state(agent, state: dict[str, Any]) -> None:
+    for name, value in state["parts"].items():
+        getattr(agent, name).load_state_dict(value)
+    agent.iterations = state["iterations"]
+
+
+def save(cfg, stage: str, step: int, state: dict[str, Any], buffer=None) -> str:
+    """Write checkpoint ``step`` atomically (temporary folder, then rename); drop the older ones."""
+    root = checkpoint_dir(cfg, stage)
+    os.makedirs(root, exist_ok=True)
+    final = os.path.join(root, f"step_{step}")
+    tmp = tempfile.mkdtemp(dir=root, prefix=f".step_{step}.", suffix=".tmp")
+    try:
+        if buffer is not None:
+            buffer.save(os.path.join(tmp, "buffer"))
+        atomic_torch_save(os.path.join(tmp, "state.pt"), {"step": step, **state})
+        if os.path.exists(final):
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for old in complete(root):
+        if old != final:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def complete(root: str) -> list[str]:
+    """The complete checkpoint folders under ``root``, oldest first (temporary folders are skipped)."""
+    found = [path for path in glob.glob(os.path.join(root, "step_*")) if os.path.exists(os.path.join(path, "state.pt"))]
+    return sorted(found, key=lambda path: int(path.rsplit("_", 1)[1]))
+
+
+def newest(cfg, stage: str) -> str | None:
+    found = complete(checkpoint_dir(cfg, stage))
+    return found[-1] if found else None
+
+
+def load(path: str, device) -> dict[str, Any]:
+    try:
+        return torch.load(os.path.join(path, "state.pt"), map_location=device, weights_only=False)
+    except Exception as err:  # a checkpoint damaged after it landed
+        raise UserError(f"checkpoint {path} cannot be read ({type(err).__name__}); delete it to resume from "
+                        "the one before, or run without --resume") from None
+
+
+def remove_all(cfg, stage: str) -> None:
+    """A finished stage needs no checkpoints (an online one holds a copy of its replay buffer)."""
+    shutil.rmtree(checkpoint_dir(cfg, stage), ignore_errors=True)
+    parent = os.path.dirname(checkpoint_dir(cfg, stage))
+    if os.path.isdir(parent) and not os.listdir(parent):
+        os.rmdir(parent)

@@ -1,0 +1,86 @@
+"""What stops a run cleanly: Ctrl-C / SIGTERM (checkpoint, then exit) and non-finite losses."""
+from __future__ import annotations
+
+import signal
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+
+from common.errors import UserError
+
+
+class Interrupted(Exception):
+    """Raised by a stage after it saved a checkpoint because SIGINT or SIGTERM arrived."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+class NonFiniteLoss(UserError):
+    """A loss term became NaN or infinite; training stopped before it could use the garbage."""
+
+    exit_code = 1
+
+
+class StopFlag:
+    signum: int | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[StopFlag]:
+    """While active, SIGINT and SIGTERM only set ``flag.signum``: the training loop finishes the
+    update in progress, saves a checkpoint and raises `Interrupted`. A second Ctrl-C stops at once."""
+    flag = StopFlag()
+
+    def handler(signum, frame):
+        if flag.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        flag.signum = signum
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+class FiniteGuard:
+    """Watches every loss term of every update without a host/device round trip per update.
+
+    ``update`` records, on the device, the first iteration at which any term was non-finite and
+    which terms were. ``check`` (called at evaluations, log lines and before each checkpoint, so a
+    checkpoint never holds a diverged model) reads that back and raises `NonFiniteLoss` naming the
+    iteration, the terms and the last good checkpoint.
+    """
+
+    def __init__(self, device):
+        self.first_bad = torch.full((), -1, dtype=torch.long, device=device)
+        self.bad_terms: torch.Tensor | None = None
+        self.names: list[str] = []
+
+    def update(self, iteration: int, terms: dict[str, torch.Tensor]) -> None:
+        if not terms:
+            return
+        finite = torch.stack([torch.isfinite(v).all() for v in terms.values()])
+        if self.bad_terms is None:
+            self.names, self.bad_terms = list(terms), torch.zeros_like(finite)
+        new = (self.first_bad < 0) & ~finite.all()
+        self.first_bad = torch.where(new, iteration, self.first_bad)
+        self.bad_terms = torch.where(new, ~finite, self.bad_terms)
+
+    def check(self, last_checkpoint: str | None) -> None:
+        first = int(self.first_bad)
+        if first < 0:
+            return
+        terms = [name for name, bad in zip(self.names, self.bad_terms.tolist()) if bad]
+        resume = (f"the last good checkpoint is {last_checkpoint} (continue from it with --resume)"
+                  if last_checkpoint else "no checkpoint was saved before it")
+        raise NonFiniteLoss(f"training stopped: {', '.join(terms)} became non-finite (NaN or inf) at iteration "
+                            f"{first}; {resume}. Lower the learning rate or check the buffer's rewards")

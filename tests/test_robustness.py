@@ -1,0 +1,283 @@
+"""Runs that survive interruption, buffers that can't be half-written or silently corrupted,
+numerical faults that stop training, and bad input that leaves nothing behind."""
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from common import manifest
+from common.buffers import FrameStackBuffer, ReplayBuffer
+from common.errors import UserError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SETTING = "CartPole-v1_0"
+OFFLINE = ["--env", "CartPole-v1", "--max_timesteps", 2000, "--eval_freq", 500, "--checkpoint_freq", 100,
+           "--eval_episodes", 2, "--batch_size", 32]
+
+
+def main_py(*args, **popen):
+    command = [sys.executable, os.path.join(ROOT, "main.py"), *map(str, args)]
+    if popen:
+        return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def ok(*args):
+    result = main_py(*args)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return result
+
+
+def files_under(path):
+    return sorted(os.path.relpath(os.path.join(d, f), path) for d, _, names in os.walk(path) for f in names)
+
+
+@pytest.fixture(scope="module")
+def cartpole(tmp_path_factory):
+    """A tiny CartPole out_dir with a behavioral model and a 3000-transition buffer."""
+    out = tmp_path_factory.mktemp("cartpole")
+    flags = ["--env", "CartPole-v1", "--out_dir", out, "--max_timesteps", 3000, "--start_timesteps", 200,
+             "--eval_freq", 1500, "--eval_episodes", 2, "--batch_size", 32]
+    ok("--train_behavioral", *flags)
+    ok("--generate_buffer", *flags)
+    return out
+
+
+@pytest.fixture
+def out(cartpole, tmp_path):
+    """A private copy of the CartPole out_dir."""
+    target = tmp_path / "out"
+    shutil.copytree(cartpole, target)
+    return target
+
+
+# --- bad input: one line, exit 2, no new file ----------------------------------------------------
+def corrupt_model(out):
+    path = out / "models" / f"behavioral_{SETTING}_Q"
+    path.write_bytes(path.read_bytes()[:100])
+
+
+def wrong_shape_buffer(out):
+    prefix = out / "buffers" / f"Default_{SETTING}"
+    for suffix in ("state", "next_state"):
+        np.save(f"{prefix}_{suffix}.npy", np.zeros((3000, 5), np.float32))
+    os.remove(f"{prefix}_manifest.json")
+
+
+def wrong_actions_buffer(out):
+    prefix = out / "buffers" / f"Default_{SETTING}"
+    np.save(f"{prefix}_action.npy", np.full((3000, 1), 4))
+    os.remove(f"{prefix}_manifest.json")
+
+
+def truncated_buffer(out):
+    path = out / "buffers" / f"Default_{SETTING}_state.npy"
+    path.write_bytes(path.read_bytes()[:-100])
+
+
+def truncated_buffer_without_manifest(out):
+    truncated_buffer(out)
+    os.remove(out / "buffers" / f"Default_{SETTING}_manifest.json")
+
+
+def flipped_byte(out):
+    path = out / "buffers" / f"Default_{SETTING}_reward.npy"
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def interrupted_generation(out):
+    manifest.begin(str(out / "buffers" / f"Default_{SETTING}"))
+
+
+def readonly_parent(out):
+    (out / "a_file").write_text("not a folder")
+
+
+BAD = [
+    ("unknown env", None, ["--env", "Nope-v0"], "unknown env id 'Nope-v0'"),
+    ("Box env, discrete flag", None, ["--env", "Pendulum-v1", "--BCQ_threshold", 0.3], "does not apply to Pendulum-v1"),
+    ("discrete env, Box flag", None, ["--env", "CartPole-v1", "--lmbda", 0.5], "does not apply to CartPole-v1"),
+    ("two stages", None, ["--train_behavioral", "--generate_buffer"], "not allowed with argument"),
+    ("no model", lambda out: shutil.rmtree(out / "models"), ["--generate_buffer", "--env", "CartPole-v1"],
+     "python main.py --train_behavioral --env CartPole-v1 --seed 0"),
+    ("no buffer", lambda out: shutil.rmtree(out / "buffers"), ["--env", "CartPole-v1"],
+     "python main.py --generate_buffer --env CartPole-v1 --seed 0"),
+    ("state shape", wrong_shape_buffer, ["--env", "CartPole-v1"], "another env"),
+    ("action count", wrong_actions_buffer, ["--env", "CartPole-v1"], "holds action 4, but CartPole-v1 has 2 actions"),
+    ("truncated buffer", truncated_buffer, ["--env", "CartPole-v1"], "is corrupted (its SHA-256"),
+    ("truncated reference buffer", truncated_buffer_without_manifest, ["--env", "CartPole-v1"],
+     "is truncated or corrupted"),
+    ("flipped byte", flipped_byte, ["--env", "CartPole-v1"], "_reward.npy is corrupted"),
+    ("half-written buffer", interrupted_generation, ["--env", "CartPole-v1"], "was not completely written"),
+    ("corrupted model", corrupt_model, ["--generate_buffer", "--env", "CartPole-v1"], "truncated or corrupted"),
+    ("zero steps", None, ["--env", "CartPole-v1", "--max_timesteps", 0], "--max_timesteps must be positive"),
+    ("negative batch", None, ["--env", "CartPole-v1", "--batch_size", -4], "--batch_size must be positive"),
+    ("zero eval_freq", None, ["--env", "CartPole-v1", "--eval_freq", 0], "--eval_freq must be positive"),
+    ("threshold 1", None, ["--env", "CartPole-v1", "--BCQ_threshold", 1], "--BCQ_threshold must lie in [0, 1)"),
+    ("threshold < 0", None, ["--env", "CartPole-v1", "--BCQ_threshold", -0.1], "--BCQ_threshold must lie in [0, 1)"),
+    ("batch > buffer", None, ["--env", "CartPole-v1", "--batch_size", 5000], "larger than the buffer (3000"),
+    ("out_dir not writable", readonly_parent, ["--env", "CartPole-v1", "--out_dir", "{out}/a_file/sub"],
+     "is a file, not a folder"),
+    ("no CUDA", None, ["--env", "CartPole-v1", "--device", "cuda"], "CUDA is not available"),
+]
+
+
+@pytest.mark.parametrize("name, damage, args, message", BAD, ids=[b[0] for b in BAD])
+def test_bad_input(out, name, damage, args, message):
+    if name == "no CUDA" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    if damage is not None:
+        damage(out)
+    before = files_under(out)
+    args = [str(a).format(out=out) for a in args]
+    if "--out_dir" not in args:
+        args += ["--out_dir", out]
+    result = main_py(*args)
+    lines = [line for line in result.stderr.strip().splitlines() if line]
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr, result.stderr
+    assert files_under(out) == before  # nothing new, nothing half-written
+
+
+# --- interruption and resume ---------------------------------------------------------------------
+def wait_for_checkpoint(process, root, timeout=120):
+    start = time.time()
+    while not (os.path.isdir(root) and any(d.startswith("step_") for d in os.listdir(root))):
+        assert process.poll() is None, process.communicate()
+        assert time.time() - start < timeout, "no checkpoint appeared"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("algo, how", [("BCQ", signal.SIGKILL), ("SQV", signal.SIGKILL), ("SQV", signal.SIGTERM)])
+def test_killed_offline_run_resumes_to_identical_results(out, algo, how):
+    """Killed at a random point after its first checkpoint, then resumed: the same results file, bit for bit."""
+    extra = ["--sqv"] if algo == "SQV" else []
+    ok(*OFFLINE, *extra, "--out_dir", out)
+    results = out / "results" / f"{algo}_{SETTING}.npy"
+    uninterrupted = results.read_bytes()
+    assert not (out / "checkpoints").exists()  # a finished stage leaves no checkpoint behind
+    os.remove(results)
+    process = main_py(*OFFLINE, *extra, "--out_dir", out, popen=True)
+    wait_for_checkpoint(process, out / "checkpoints" / f"{algo}_{SETTING}")
+    time.sleep(random.Random(int(how)).uniform(0.0, 1.0))
+    process.send_signal(how)
+    _, stderr = process.communicate(timeout=120)
+    if how == signal.SIGTERM:
+        assert process.returncode == 128 + signal.SIGTERM and "checkpoint saved to" in stderr, stderr
+    else:
+        assert process.returncode == -signal.SIGKILL
+    resumed = ok(*OFFLINE, *extra, "--out_dir", out, "--resume")
+    assert "resuming from" in resumed.stdout
+    assert results.read_bytes() == uninterrupted
+
+
+def test_behavioral_run_checkpoints_on_sigint_and_resumes(out):
+    flags = ["--train_behavioral", "--env", "CartPole-v1", "--out_dir", out, "--max_timesteps", 4000,
+             "--start_timesteps", 200, "--eval_freq", 1000, "--checkpoint_freq", 500, "--eval_episodes", 1]
+    process = main_py(*flags, popen=True)
+    wait_for_checkpoint(process, out / "checkpoints" / f"behavioral_{SETTING}")
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGINT and "continue with the same command plus --resume" in stderr
+    checkpoint = sorted((out / "checkpoints" / f"behavioral_{SETTING}").iterdir())[-1]
+    assert (checkpoint / "state.pt").is_file() and (checkpoint / f"buffer_state.npy").is_file()
+    resumed = ok(*flags, "--resume")
+    assert "resuming from" in resumed.stdout
+    assert np.load(out / "results" / f"behavioral_{SETTING}.npy").shape == (4,)
+    assert not (out / "checkpoints").exists()
+
+
+# --- numerical faults ----------------------------------------------------------------------------
+def test_non_finite_loss_stops_training_and_names_the_checkpoint(out):
+    result = main_py("--env", "CartPole-v1", "--out_dir", out, "--max_timesteps", 3000, "--eval_freq", 1000,
+                     "--checkpoint_freq", 50, "--log_freq", 100, "--eval_episodes", 1, "--lr", 1e30)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    message = result.stderr.strip().splitlines()[-1]
+    assert "became non-finite" in message and "at iteration" in message and "loss" in message
+    assert "checkpoint" in message
+
+
+# --- manifests -----------------------------------------------------------------------------------
+def fake_run(env="PongNoFrameskip-v4", shape=(4, 6, 6), actions=6):
+    cfg = SimpleNamespace(env=env, command="python main.py --generate_buffer")
+    info = SimpleNamespace(kind="atari", state_shape=shape, action_space=gym.spaces.Discrete(actions))
+    return cfg, info
+
+
+def atari_buffer(n=25):
+    buf = FrameStackBuffer((4, 6, 6), n, 4, "cpu", np.random.default_rng(0))
+    for k in range(n):
+        buf.add(np.full((4, 6, 6), k, np.uint8), k % 6, None, 1.0, 1.0, k % 10 == 0)
+    return buf
+
+
+def test_manifest_round_trip_and_mismatch(tmp_path):
+    prefix = str(tmp_path / "Default_Pong")
+    buf = atari_buffer()
+    cfg, info = fake_run()
+    manifest.begin(prefix)
+    assert os.path.exists(f"{prefix}_incomplete")
+    path = manifest.finish(prefix, buf.save(prefix, chunk=10), cfg, info, buf)
+    assert not os.path.exists(f"{prefix}_incomplete")
+    import json
+    record = json.load(open(path))
+    assert record["size"] == 25 and record["state_shape"] == [4, 6, 6] and record["state_dtype"] == "uint8"
+    assert record["action_space"] == {"type": "Discrete", "n": 6} and record["format_version"] == 1
+    assert sorted(record["files"]) == sorted(os.path.basename(p) for p in
+                                              [f"{prefix}_{s}.npy" for s in ("action", "reward", "not_done",
+                                               "first_timestep", "replay_info", "state_10", "state_20", "state_26")])
+    manifest.verify(prefix, cfg, info, "regen")  # passes
+    with pytest.raises(UserError, match="action_space"):
+        manifest.verify(prefix, *fake_run(actions=4), "regen")
+    with pytest.raises(UserError, match="env"):
+        manifest.verify(prefix, *fake_run(env="BreakoutNoFrameskip-v4"), "regen")
+
+
+def test_corrupted_atari_chunks_are_refused(tmp_path):
+    prefix = str(tmp_path / "Default_Pong")
+    buf, (cfg, info) = atari_buffer(), fake_run()
+    manifest.begin(prefix)
+    manifest.finish(prefix, buf.save(prefix, chunk=10), cfg, info, buf)
+    chunk = f"{prefix}_state_20.npy"
+    original = open(chunk, "rb").read()
+    flipped = bytearray(original)
+    flipped[-7] ^= 1
+    open(chunk, "wb").write(bytes(flipped))
+    with pytest.raises(UserError, match="state_20.npy is corrupted"):
+        manifest.verify(prefix, cfg, info, "regen")
+    open(chunk, "wb").write(original[:-36])  # a truncated chunk, without the manifest to catch it
+    os.remove(f"{prefix}_manifest.json")
+    loaded = FrameStackBuffer((4, 6, 6), 1, 4, "cpu", np.random.default_rng(0))
+    with pytest.raises(UserError, match="state_20.npy is truncated or corrupted"):
+        loaded.load(prefix, "regen")
+
+
+def test_reference_buffer_without_manifest_loads_with_a_notice(tmp_path, capsys):
+    prefix = str(tmp_path / "Default_CartPole-v1_0")
+    buf = ReplayBuffer((4,), 10, 2, "cpu", np.random.default_rng(0))
+    for k in range(10):
+        buf.add(np.full(4, k), k % 2, np.full(4, k + 1), 1.0, 1.0)
+    buf.save(prefix)
+    cfg, info = fake_run("CartPole-v1", (4,), 2)
+    manifest.verify(prefix, cfg, info, "regen")
+    assert "has no manifest (reference format)" in capsys.readouterr().out
+    loaded = ReplayBuffer((4,), 1, 2, "cpu", np.random.default_rng(0))
+    loaded.load(prefix)
+    assert loaded.size == 10
+
+
+def test_free_space_is_checked_before_writing(tmp_path):
+    with pytest.raises(UserError, match=r"needs about 1000000000.00 GB but .* GB free"):
+        manifest.check_free_space(str(tmp_path / "buffers"), 10**18, "a buffer")
+    manifest.check_free_space(str(tmp_path / "buffers"), 1000, "a buffer")
