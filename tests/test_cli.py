@@ -54,7 +54,7 @@ def test_every_stage_end_to_end(env, tmp_path):
     expected = (["action", "first_timestep", "not_done", "replay_info", "reward", "state_161"]
                 if "Pong" in env else ["action", "next_state", "not_done", "ptr", "reward", "state"])
     name = "Robust" if env in CONTINUOUS else "Default"  # the reference codes' default buffer names
-    assert buffers == sorted(f"{name}_{setting}_{part}.npy" for part in expected)
+    assert buffers == sorted([f"{name}_{setting}_{part}.npy" for part in expected] + [f"{name}_{setting}_manifest.json"])
     if env == "Pendulum-v1":  # its episodes only ever end by the time limit: never a terminal
         not_done = np.load(tmp_path / "buffers" / f"{name}_{setting}_not_done.npy")
         assert not_done.min() == 1.0 and len(not_done) == 300

@@ -20,7 +20,7 @@ from common.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETTING = "CartPole-v1_0"
-OFFLINE = ["--env", "CartPole-v1", "--max_timesteps", 2000, "--eval_freq", 500, "--checkpoint_freq", 100,
+OFFLINE = ["--env", "CartPole-v1", "--max_timesteps", 1200, "--eval_freq", 400, "--checkpoint_freq", 100,
            "--eval_episodes", 2, "--batch_size", 32]
 
 
@@ -134,7 +134,8 @@ BAD = [
 
 
 @pytest.mark.parametrize("name, damage, args, message", BAD, ids=[b[0] for b in BAD])
-def test_bad_input(out, name, damage, args, message):
+def test_bad_input(out, capsys, name, damage, args, message):
+    """In-process (the CLI's exit code and stderr are `main.main`'s; test_cli runs a few as subprocesses)."""
     if name == "no CUDA" and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     if damage is not None:
@@ -142,11 +143,17 @@ def test_bad_input(out, name, damage, args, message):
     before = files_under(out)
     args = [str(a).format(out=out) for a in args]
     if "--out_dir" not in args:
-        args += ["--out_dir", out]
-    result = main_py(*args)
-    lines = [line for line in result.stderr.strip().splitlines() if line]
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr, result.stderr
+        args += ["--out_dir", str(out)]
+    sys.path.insert(0, ROOT)
+    import main
+    try:
+        code = main.main(args)
+    except SystemExit as exit:  # argparse errors
+        code = exit.code
+    stderr = capsys.readouterr().err
+    lines = [line for line in stderr.strip().splitlines() if line]
+    assert code == 2, stderr[-2000:]
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in stderr, stderr
     assert files_under(out) == before  # nothing new, nothing half-written
 
 
