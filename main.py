@@ -5,6 +5,7 @@
     python main.py --env CartPole-v1                      # 3. train BCQ on that buffer
     python main.py --env CartPole-v1 --sqv                #    ... or SQV
     python main.py --pipeline                             # all four on CartPole-v1, then a table
+    python main.py --sqil --env CartPole-v1               # SQIL, online, with the buffer as demonstrations
 
 Discrete action spaces run DQN → discrete BCQ / SQV (discrete_SQV/); Box action spaces run
 DDPG → continuous BCQ / SQV (continuous_BCQ/).
@@ -21,8 +22,8 @@ REFERENCE_ENV = "PongNoFrameskip-v0"
 # --pipeline budgets per profile and stage (behavioral env steps, buffer env steps, offline iterations),
 # plus flags it sets unless given. Chosen so the four stages finish in under 10 minutes on 2 CPU cores.
 PIPELINE = {
-    "atari": {"budgets": (50_000, 50_000, 50_000), "flags": {}},
-    "regular": {"budgets": (50_000, 50_000, 50_000), "flags": {}},
+    "atari": {"budgets": (50_000, 50_000, 50_000), "flags": {}, "sqil": 50_000},
+    "regular": {"budgets": (50_000, 50_000, 50_000), "flags": {}, "sqil": 30_000},
     "continuous": {"budgets": (15_000, 50_000, 5_000), "flags": {"start_timesteps": 1_000, "eval_freq": 1_000}},
 }
 
@@ -43,7 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument("--generate_buffer", action="store_true", help="stage 2: roll the behavioral agent out, save a buffer")
     stage.add_argument("--pipeline", action="store_true",
                        help=f"run behavioral → buffer → BCQ → SQV (default env {PIPELINE_ENV}) and print a table")
+    stage.add_argument("--sqil", action="store_true",
+                       help="SQIL (discrete): learn online with the generated buffer as demonstrations")
+    stage.add_argument("--hdqn", action="store_true",
+                       help="h-DQN (meta-controller + controller), e.g. on DiscreteStochasticDecisionProcess-v0")
     parser.add_argument("--sqv", action="store_true", help="stage 3 trains SQV instead of BCQ")
+    parser.add_argument("--with_sqil", action="store_true", help="--pipeline also runs SQIL and adds its row")
     parser.add_argument("--env", type=str, default=None,
                         help="gymnasium id: CartPole-v1, MinAtar/Breakout-v1, PongNoFrameskip-v4, ALE/Pong-v5, "
                              f"Pendulum-v1, Hopper-v5, ... (default {REFERENCE_ENV} as in the reference code; "
@@ -87,8 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.sqv and (args.train_behavioral or args.generate_buffer):
-        parser.error("--sqv selects the offline algorithm; use it without --train_behavioral/--generate_buffer")
+    if args.sqv and (args.train_behavioral or args.generate_buffer or args.sqil or args.hdqn):
+        parser.error("--sqv selects the offline algorithm; use it without --train_behavioral/--generate_buffer/--sqil")
+    if args.with_sqil and not args.pipeline:
+        parser.error("--with_sqil extends --pipeline; for SQIL alone use --sqil")
     return args
 
 
@@ -187,6 +195,8 @@ def run_pipeline(args) -> None:
             ("buffer", buffer_steps, lambda c, f: stages.generate_buffer(c, f)),
             ("BCQ", offline_steps, lambda c, f: stages.train_offline(c, f, "BCQ")),
             ("SQV", offline_steps, lambda c, f: stages.train_offline(c, f, "SQV"))]
+    if args.with_sqil:
+        runs.append(("SQIL", plan.get("sqil", offline_steps), lambda c, f: stages.train_sqil(c, f)))
     summaries = {}
     for label, steps, stage in runs:
         cfg, family = resolve(args, env, steps, plan["flags"])
@@ -199,6 +209,8 @@ def run_pipeline(args) -> None:
             ("buffer policy", summaries["buffer"]["buffer_return"], summaries["buffer"]["seconds"]),
             ("BCQ (final)", summaries["BCQ"]["final_return"], summaries["BCQ"]["seconds"]),
             ("SQV (final)", summaries["SQV"]["final_return"], summaries["SQV"]["seconds"])]
+    if "SQIL" in summaries:
+        rows.append(("SQIL (final)", summaries["SQIL"]["final_return"], summaries["SQIL"]["seconds"]))
     for name, value, seconds in rows:
         print(f"{name:<22}{value:>10.1f}{seconds / 60:>10.1f}")
     print("buffer policy = mean raw return of the buffer's finished episodes (the noisy behavioral policy)")
@@ -228,6 +240,14 @@ def main(argv=None) -> int:
         elif cfg.generate_buffer:
             banner("generate buffer", cfg)
             stages.generate_buffer(cfg, family)
+        elif cfg.sqil:
+            banner("train SQIL", cfg)
+            stages.train_sqil(cfg, family)
+        elif cfg.hdqn:
+            from discrete_SQV.hdqn import train_hdqn
+
+            banner("train h-DQN", cfg)
+            train_hdqn(cfg)
         else:
             algo = "SQV" if cfg.sqv else "BCQ"
             banner(f"train {algo}", cfg)

@@ -7,7 +7,9 @@ Per env: `{env}.png` with BCQ and SQV learning curves (mean over seeds, shaded 9
 bootstrap band over seeds) and the behavioral and buffer-policy returns as horizontal lines.
 Across envs: `summary.png` with SQV's relative improvement over BCQ per env, (SQV − BCQ) / |BCQ|
 of the seed-mean final returns, and the human-normalized final scores of Atari games; the IQM of
-human-normalized scores with stratified bootstrap CIs when Atari games are present. The table
+human-normalized scores with stratified bootstrap CIs when Atari games are present. Where h-DQN
+runs exist (`hDQN_*_episodes.npy`): `{env}_episodes.png` with the extrinsic reward per training
+episode of h-DQN and of the flat DQN (`behavioral_*_episodes.npy`), moving averages over 1000. The table
 (`table.md`, also printed) gives, per env, mean ± std over seeds (n) of the behavioral, buffer, BCQ
 and SQV returns and the improvement.
 """
@@ -166,6 +168,52 @@ def plot_summary(rows: list[dict], path: str) -> None:
     plt.close(fig)
 
 
+EPISODES = re.compile(r"^(hDQN|behavioral)_(.+)_(-?\d+)_episodes\.npy$")
+EPISODE_LABELS = {"hDQN": "h-DQN", "behavioral": "flat DQN"}
+
+
+def moving_average(values: np.ndarray, window: int) -> np.ndarray:
+    """Mean of the last ``window`` values at each point (fewer at the start)."""
+    sums = np.cumsum(np.concatenate([[0.0], values]))
+    ends = np.arange(1, len(values) + 1)
+    starts = np.maximum(0, ends - window)
+    return (sums[ends] - sums[starts]) / (ends - starts)
+
+
+def plot_episodes(results_dir: str, out_dir: str, rng, window: int = 1000) -> list[str]:
+    """For each env with h-DQN runs: the extrinsic return per training episode of h-DQN and of the
+    flat DQN (behavioral stage), as a moving average over ``window`` episodes, mean over seeds
+    with a 95% bootstrap band. Writes ``{env}_episodes.png``."""
+    import matplotlib.pyplot as plt
+
+    runs: dict = defaultdict(lambda: defaultdict(dict))
+    for name in sorted(os.listdir(results_dir)):
+        match = EPISODES.match(name)
+        if match:
+            runs[match[2]][match[1]][int(match[3])] = np.load(os.path.join(results_dir, name))
+    paths = []
+    for env, kinds in sorted(runs.items()):
+        if "hDQN" not in kinds:
+            continue
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for kind, color in (("hDQN", "tab:green"), ("behavioral", "tab:gray")):
+            if kind not in kinds:
+                continue
+            seeds = sorted(kinds[kind])
+            length = min(len(kinds[kind][s]) for s in seeds)
+            curves = np.stack([moving_average(kinds[kind][s][:length], window) for s in seeds])
+            low, high = bootstrap_mean_ci(curves, rng)
+            episodes = np.arange(1, length + 1)
+            ax.plot(episodes, curves.mean(0), color=color, label=f"{EPISODE_LABELS[kind]} (n={len(seeds)})")
+            ax.fill_between(episodes, low, high, color=color, alpha=0.25)
+        ax.set(title=env, xlabel="training episode", ylabel=f"extrinsic reward (mean of last {window} episodes)")
+        ax.legend(fontsize=8)
+        paths.append(os.path.join(out_dir, f"{env}_episodes.png"))
+        save_figure(fig, paths[-1])
+        plt.close(fig)
+    return paths
+
+
 def make_report(results_dir: str, out_dir: str, seed: int = 0) -> dict[str, object]:
     """Draw every figure and write the table; returns the paths and the summary rows."""
     import matplotlib
@@ -180,6 +228,7 @@ def make_report(results_dir: str, out_dir: str, seed: int = 0) -> dict[str, obje
     for env, kinds in sorted(found.items()):
         paths.append(os.path.join(out_dir, f"{env}.png"))
         plot_env(env, kinds, results_dir, paths[-1], rng)
+    paths += plot_episodes(results_dir, out_dir, rng)
     rows = summarize(found)
     paths.append(os.path.join(out_dir, "summary.png"))
     plot_summary(rows, paths[-1])

@@ -22,6 +22,9 @@ from common.errors import UserError
 
 gym.register_envs(ale_py)
 minatar.gym.register_envs()
+if "DiscreteStochasticDecisionProcess-v0" not in gym.registry:
+    gym.register("DiscreteStochasticDecisionProcess-v0", "common.sdp_env:DiscreteStochasticDecisionProcess",
+                 max_episode_steps=100)
 ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # no version banner on every env creation
 gym.logger.min_level = gym.logger.ERROR  # old ids get our own message instead of a deprecation warning
 

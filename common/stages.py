@@ -39,6 +39,11 @@ def results_path(cfg, name: str) -> str:
     return os.path.join(cfg.out_dir, "results", f"{name}_{cfg.setting}.npy")
 
 
+def episodes_path(cfg, name: str) -> str:
+    """Raw returns of every training episode of an online stage."""
+    return os.path.join(cfg.out_dir, "results", f"{name}_{cfg.setting}_episodes.npy")
+
+
 def command(cfg, stage_flag: str) -> str:
     """The command line that runs ``stage_flag`` for this env/seed/output folder (for error messages)."""
     parts = ["python main.py", stage_flag, f"--env {cfg.env}", f"--seed {cfg.seed}"]
@@ -83,6 +88,7 @@ class Run:
     def __init__(self, cfg, stage: str, agent, rng: np.random.Generator, log: RunLog, buffer=None):
         self.cfg, self.stage, self.agent, self.rng, self.log, self.buffer = cfg, stage, agent, rng, log, buffer
         self.evaluations: list[float] = []
+        self.episode_returns: list[float] = []  # raw returns of the training episodes (online stages)
         self.guard = FiniteGuard(agent.device)
         self.last_checkpoint: str | None = None
         self.stop = None  # set by `stop_on_signals`
@@ -100,6 +106,7 @@ class Run:
         checkpoint.load_agent_state(self.agent, state["agent"])
         checkpoint.restore_rng_states(state["rng"], self.rng)
         self.evaluations = list(state["evaluations"])
+        self.episode_returns = list(state.get("episode_returns", []))
         self.log.eval_rows, self.log.train_rows = state["log"]
         if self.buffer is not None:
             self.buffer.load(os.path.join(path, "buffer"), capacity=self.buffer.capacity)
@@ -110,7 +117,8 @@ class Run:
     def save_checkpoint(self, step: int) -> None:
         self.guard.check(self.last_checkpoint)  # never checkpoint a diverged model
         state = {"agent": checkpoint.agent_state(self.agent), "rng": checkpoint.rng_states(self.rng),
-                 "evaluations": self.evaluations, "log": (self.log.eval_rows, self.log.train_rows)}
+                 "evaluations": self.evaluations, "episode_returns": self.episode_returns,
+                 "log": (self.log.eval_rows, self.log.train_rows)}
         self.last_checkpoint = checkpoint.save(self.cfg, self.stage, step, state, self.buffer)
 
     def after(self, step: int) -> None:
@@ -188,7 +196,7 @@ class EpisodeWriter:
 
 def interact(vec: VecEnv, cfg, buffer, steps: int, choose: Callable[[np.ndarray, int], np.ndarray],
              after_step: Callable[[int], None], on_episode_start: Callable[[int], None], bar,
-             start: int = 0) -> list[float]:
+             start: int = 0, returns: list[float] | None = None) -> list[float]:
     """Run ``steps`` env steps over the envs of ``vec``, adding every transition to ``buffer``.
 
     ``choose(states, t)`` returns one action per env; ``after_step(t)`` runs after each env step
@@ -197,14 +205,16 @@ def interact(vec: VecEnv, cfg, buffer, steps: int, choose: Callable[[np.ndarray,
     on ``truncated``. A truncated step is stored too: whole-transition buffers keep its real s',
     and the frame-stacked buffer never samples it, because its s' frame is not stored (DESIGN §5).
     Env i is seeded ``seed + start + i`` at its first reset; a run resumed at step ``start`` begins
-    with fresh episodes (an env's internal state is not checkpointed).
+    with fresh episodes (an env's internal state is not checkpointed). Finished episodes' returns
+    are appended to ``returns`` when given.
     """
     n = vec.num_envs
     writer = EpisodeWriter(buffer, n)
     states = vec.reset(seeds=[cfg.seed + start + i for i in range(n)])
     for i in range(n):
         on_episode_start(i)
-    first, episode_return, returns, t = np.ones(n, bool), np.zeros(n), [], start
+    returns = [] if returns is None else returns
+    first, episode_return, t = np.ones(n, bool), np.zeros(n), start
     while t < steps:
         actions = choose(states, t)
         next_states, reward, terminated, truncated = vec.step(actions)
@@ -236,18 +246,16 @@ def open_env(cfg, family) -> EnvInfo:
     return info
 
 
-# --- stage 1 ------------------------------------------------------------------------------------
-def train_behavioral(cfg, family) -> dict[str, Any]:
-    """Train the behavioral agent online; save ``models/behavioral_{setting}_*`` and its eval returns."""
-    info = open_env(cfg, family)
-    device = get_device(cfg.device)
-    rng = set_seed(cfg.seed, info.env)
-    agent = family.behavioral_agent(info, cfg, device)
-    buffer = family.make_buffer(info, cfg, device, rng, cfg.buffer_size)
-    log = RunLog(cfg, "behavioral")
-    run = Run(cfg, "behavioral", agent, rng, log, buffer)
+# --- stage 1 (and SQIL) --------------------------------------------------------------------------
+def train_online(cfg, info: EnvInfo, rng, stage: str, agent, buffer, sampler, label: str) -> dict[str, Any]:
+    """Learn online: act ε-greedily (uniform actions for the first ``start_timesteps`` steps), add
+    every transition to ``buffer``, train on batches from ``sampler`` every ``train_freq`` steps;
+    evaluate every ``eval_freq`` steps into ``results/{stage}_{setting}.npy`` and save
+    ``models/{stage}_{setting}_*``."""
+    log = RunLog(cfg, stage)
+    run = Run(cfg, stage, agent, rng, log, buffer)
     first_step = run.resume()
-    save_config(cfg, "behavioral")
+    save_config(cfg, stage)
     start = time.time()
 
     def choose(states, t):
@@ -256,25 +264,51 @@ def train_behavioral(cfg, family) -> dict[str, Any]:
         return agent.explore_actions(states, rng, info.action_space)
 
     def after_step(t):
-        if t >= cfg.start_timesteps and (t + 1) % cfg.train_freq == 0 and buffer.size > 1:
-            train_step(agent, buffer, log, run)
+        if t >= cfg.start_timesteps and (t + 1) % cfg.train_freq == 0 and sampler.size > 1:
+            train_step(agent, sampler, log, run)
         if (t + 1) % cfg.eval_freq == 0 or t + 1 == cfg.max_timesteps:
-            run.evaluate(t + 1, bar, results_path(cfg, "behavioral"))
-            agent.save(model_prefix(cfg, "behavioral"))
+            run.evaluate(t + 1, bar, results_path(cfg, stage))
+            atomic_save_npy(episodes_path(cfg, stage), run.episode_returns)
+            agent.save(model_prefix(cfg, stage))
         run.after(t + 1)
 
     vec = make_vec_env(cfg.env, cfg, 1)  # one env: the agent learns between consecutive steps
     try:
-        with stop_on_signals() as run.stop, progress(cfg.max_timesteps, f"behavioral {family.BEHAVIORAL} {cfg.env}") as bar:
+        with stop_on_signals() as run.stop, progress(cfg.max_timesteps, f"{label} {cfg.env}") as bar:
             bar.update(first_step)
-            returns = interact(vec, cfg, buffer, cfg.max_timesteps, choose, after_step, lambda i: None, bar, first_step)
+            interact(vec, cfg, buffer, cfg.max_timesteps, choose, after_step, lambda i: None, bar, first_step,
+                     run.episode_returns)
         run.finish()
     finally:
         log.close()  # flush TensorBoard events even when interrupted
         vec.close()
     info.env.close()
-    return {"stage": "behavioral", "final_return": run.evaluations[-1], "evaluations": run.evaluations,
-            "updates": agent.iterations, "episodes": len(returns), "seconds": time.time() - start}
+    return {"stage": stage, "final_return": run.evaluations[-1], "evaluations": run.evaluations,
+            "updates": agent.iterations, "episodes": len(run.episode_returns), "seconds": time.time() - start}
+
+
+def train_behavioral(cfg, family) -> dict[str, Any]:
+    """Train the behavioral agent online; save ``models/behavioral_{setting}_*`` and its eval returns."""
+    info = open_env(cfg, family)
+    device = get_device(cfg.device)
+    rng = set_seed(cfg.seed, info.env)
+    agent = family.behavioral_agent(info, cfg, device)
+    buffer = family.make_buffer(info, cfg, device, rng, cfg.buffer_size)
+    return train_online(cfg, info, rng, "behavioral", agent, buffer, buffer, f"behavioral {family.BEHAVIORAL}")
+
+
+def train_sqil(cfg, family) -> dict[str, Any]:
+    """SQIL: the generated buffer as demonstrations (reward 1), the agent's own steps (reward 0);
+    saves ``results/SQIL_{setting}.npy`` and ``models/SQIL_{setting}_*``."""
+    if not hasattr(family, "sqil_agent"):
+        raise UserError(f"--sqil needs discrete actions; {cfg.env} has a Box action space")
+    info = open_env(cfg, family)
+    device = get_device(cfg.device)
+    rng = set_seed(cfg.seed, info.env)
+    demos = load_buffer(cfg, family, info, device, rng)
+    online = family.make_buffer(info, cfg, device, rng, cfg.buffer_size)
+    agent = family.sqil_agent(info, cfg, device)
+    return train_online(cfg, info, rng, "SQIL", agent, online, family.DemoMix(demos, online, cfg.batch_size), "SQIL")
 
 
 # --- stage 2 ------------------------------------------------------------------------------------

@@ -11,9 +11,11 @@ from common.runtime import buffer_device
 from common.errors import UserError
 from discrete_SQV.bcq import BCQ
 from discrete_SQV.dqn import DQN
+from discrete_SQV.sqil import SQIL, DemoMix
 from discrete_SQV.sqv import SQV
 
 BEHAVIORAL = "DQN"
+__all__ = ["BEHAVIORAL", "DemoMix", "behavioral_agent", "check_env", "make_buffer", "offline_agent", "sqil_agent"]
 
 
 def check_env(info: EnvInfo, cfg) -> None:
@@ -39,3 +41,7 @@ def offline_agent(algo: str, info: EnvInfo, cfg, device, buffer):
         return SQV(info.kind, info.state_shape, info.action_space.n, cfg, device,
                    augment=make_augmentation(info.kind, cfg, buffer, device))
     return BCQ(info.kind, info.state_shape, info.action_space.n, cfg, device)
+
+
+def sqil_agent(info: EnvInfo, cfg, device) -> SQIL:
+    return SQIL(info.kind, info.state_shape, info.action_space.n, cfg, device)

@@ -30,6 +30,8 @@ TINY = {
     "PongNoFrameskip-v4": ["--max_timesteps", 160, "--start_timesteps", 40, "--eval_freq", 80, "--eval_episodes", 1,
                            "--batch_size", 8, "--buffer_size", 1000, "--max_episode_timesteps", 50,
                            "--target_update_freq", 20],
+    "DiscreteStochasticDecisionProcess-v0": ["--max_timesteps", 300, "--start_timesteps", 100, "--eval_freq", 150,
+                                             "--eval_episodes", 2, "--batch_size", 16],
     "Pendulum-v1": ["--max_timesteps", 300, "--start_timesteps", 100, "--eval_freq", 150, "--eval_episodes", 1,
                     "--batch_size", 16],
     "Hopper-v5": ["--max_timesteps", 300, "--start_timesteps", 100, "--eval_freq", 150, "--eval_episodes", 1,
@@ -64,6 +66,10 @@ def test_every_stage_end_to_end(env, tmp_path):
         returns = np.load(tmp_path / "results" / f"{algo}_{setting}.npy")
         steps, freq = TINY[env][1], TINY[env][5]
         assert returns.shape == (steps // freq,) and np.isfinite(returns).all()
+    if env not in CONTINUOUS:  # SQIL: online, the buffer as demonstrations
+        log = ok("--sqil", *flags)
+        assert "[SQIL]" in log and "q_loss=" in log
+        assert np.load(tmp_path / "results" / f"SQIL_{setting}.npy").shape == (TINY[env][1] // TINY[env][5],)
     for name in ("behavioral", "buffer_performance", "buffer_returns"):
         assert np.isfinite(np.load(tmp_path / "results" / f"{name}_{setting}.npy")).all()
     for name in ("behavioral", "BCQ", "SQV"):  # CSV logs beside the reference files
