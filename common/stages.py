@@ -126,7 +126,7 @@ class Run:
         if step % self.cfg.checkpoint_freq == 0 and step < self.cfg.max_timesteps:
             self.save_checkpoint(step)
         if self.stop is not None and self.stop.requested:
-            if self.last_checkpoint is None or not self.last_checkpoint.endswith(f"step_{step}"):
+            if self.last_checkpoint is None or os.path.basename(self.last_checkpoint) != f"step_{step}":
                 self.save_checkpoint(step)
             raise Interrupted(self.stop.signum, f"interrupted at step {step} of {self.stage}; checkpoint saved to "
                                                 f"{self.last_checkpoint}; continue with the same command plus --resume")
@@ -404,8 +404,9 @@ def train_offline(cfg, family, algo: str = "BCQ") -> dict[str, Any]:
                 if agent.iterations % cfg.eval_freq == 0 or agent.iterations == cfg.max_timesteps:
                     run.evaluate(agent.iterations, bar, results_path(cfg, algo))
                 run.after(agent.iterations)
-        run.finish()
+        run.guard.check(run.last_checkpoint)
         agent.save(model_prefix(cfg, algo))
+        run.finish()  # the checkpoints go only once the final model is on disk
     finally:
         log.close()  # flush TensorBoard events even when interrupted
     info.env.close()

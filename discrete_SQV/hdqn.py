@@ -22,6 +22,7 @@ import numpy as np
 
 from common.buffers import ReplayBuffer
 from common.envs import VECTOR, make_env
+from common.errors import UserError
 from common.io import atomic_save_npy
 from common.logs import RunLog
 from common.runtime import get_device, set_seed
@@ -124,10 +125,11 @@ def train_hdqn(cfg) -> dict:
     """Train h-DQN for ``max_timesteps`` env steps; save ``results/hDQN_{setting}_episodes.npy``
     (the extrinsic return of every training episode) and the two networks."""
     info = make_env(cfg.env, cfg)
-    if not hasattr(info.action_space, "n") or info.kind != VECTOR or len(info.state_shape) != 1:
-        from common.errors import UserError
-        raise UserError(f"--hdqn needs one-hot vector observations and discrete actions (e.g. "
-                        f"DiscreteStochasticDecisionProcess-v0); {cfg.env} does not have them")
+    space = info.env.observation_space
+    one_hot = info.kind == VECTOR and len(info.state_shape) == 1 and np.all(space.low == 0) and np.all(space.high == 1)
+    if not (hasattr(info.action_space, "n") and one_hot):
+        raise UserError(f"--hdqn takes the states of a one-hot observation as its goals and needs discrete actions "
+                        f"(e.g. DiscreteStochasticDecisionProcess-v0); {cfg.env} does not fit")
     device = get_device(cfg.device)
     rng = set_seed(cfg.seed, info.env)
     hdqn = HDQN(info.state_shape[0], info.action_space.n, cfg, device, rng)

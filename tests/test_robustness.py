@@ -130,6 +130,8 @@ BAD = [
     ("out_dir not writable", readonly_parent, ["--env", "CartPole-v1", "--out_dir", "{out}/a_file/sub"],
      "is a file, not a folder"),
     ("no CUDA", None, ["--env", "CartPole-v1", "--device", "cuda"], "CUDA is not available"),
+    ("h-DQN on CartPole", None, ["--hdqn", "--env", "CartPole-v1"], "--hdqn takes the states of a one-hot"),
+    ("SQIL on Pendulum", None, ["--sqil", "--env", "Pendulum-v1"], "--sqil needs discrete actions"),
 ]
 
 
