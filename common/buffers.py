@@ -110,17 +110,15 @@ class ReplayBuffer:
             if int(np.prod(stored)) != int(np.prod(store.shape[1:])) or arrays[name].shape[0] != n:
                 raise UserError(f"buffer {prefix} holds {name}s of shape {arrays[name].shape[1:]}, but this env's "
                                 f"{name}s have shape {store.shape[1:]}: was it generated for another env?")
-        if n > self.capacity or mmap or (capacity or 0) > self.capacity:
-            self.__init__(self.state.shape[1:], 0 if mmap else max(n, capacity or 0), self.batch_size, self.device,
-                          self.rng, self.state.dtype, self.action.shape[1:], self.action.dtype)
-            self.capacity = n if mmap else self.capacity
+        size = n if mmap else max(n, capacity or 0)
+        if mmap or size > self.capacity:  # np.empty costs no memory until written
+            self.__init__(self.state.shape[1:], size, self.batch_size, self.device, self.rng,
+                          self.state.dtype, self.action.shape[1:], self.action.dtype)
         for name, array in arrays.items():
             shape = (n, *getattr(self, name).shape[1:])
             if mmap and "state" in name:
                 setattr(self, name, array.reshape(shape))
             else:
-                if getattr(self, name).shape[0] < n:
-                    setattr(self, name, np.empty(shape, getattr(self, name).dtype))
                 getattr(self, name)[:n] = array.reshape(shape)
         self.size = n
         self.ptr = int(_load(f"{prefix}_ptr.npy", how_to_create)) % self.capacity
@@ -267,12 +265,9 @@ class FrameStackBuffer:
             raise UserError(f"buffer {prefix} is empty; regenerate it with: {how_to_create}")
         ptr, chunk = (int(v) for v in _load(f"{prefix}_replay_info.npy", how_to_create))
         state_shape = (self.history, *self.frames.shape[1:])
-        self.__init__(state_shape, 0 if mmap else max(n, capacity or 0), self.batch_size, self.device, self.rng,
-                      self.frames.device)
-        if mmap:  # the per-row arrays are small: copied as usual
-            self.capacity = n
-            self.action, self.reward = np.zeros((n, 1), np.int64), np.zeros((n, 1), np.float32)
-            self.not_done, self.first_timestep = np.zeros((n, 1), np.float32), np.zeros(n, np.uint8)
+        # With mmap the frames tensor is replaced below; on the CPU torch.empty costs no memory until written.
+        self.__init__(state_shape, n if mmap else max(n, capacity or 0), self.batch_size, self.device, self.rng,
+                      "cpu" if mmap else self.frames.device)
         chunks = []
         self.reward[:n] = reward.reshape(n, 1)
         self.action[:n] = _load(f"{prefix}_action.npy", how_to_create).reshape(n, 1)
