@@ -29,11 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from common.augment import RandomShift, make_augmentation
+from common.augment import RandomShift, augmented_views, make_augmentation
 from common.buffers import FrameStackBuffer, ReplayBuffer
 from common.envs import ATARI, VECTOR, make_env
 from common.params import defaults
-from common.runtime import evaluate, get_device
+from common.runtime import evaluate, get_device, keep_freed_memory
 from common.stages import interact
 from common.vecenv import make_vec_env
 from continuous_BCQ.bcq import BCQ as ContinuousBCQ
@@ -224,8 +224,7 @@ def bench_sampling(report, args, device, atari, scale):
     shift = RandomShift(4)
 
     def sample_augment():  # what SQV does per update: s and s' of a batch, two views each
-        batch = atari.sample()
-        return shift(torch.cat([batch.state, batch.state, batch.next_state, batch.next_state])).float()
+        return [views.float() for views in augmented_views(shift, atari.sample())]
 
     cases = [("atari sample b32", atari.sample), ("atari sample+augment b32 (2 views)", sample_augment)]
     if args.baseline:
@@ -309,6 +308,7 @@ def main() -> None:
                         default=["updates", "sampling", "generation", "evaluation"], help="measure only these")
     args = parser.parse_args()
     args.repeats = args.repeats or (3 if args.quick else 5)
+    keep_freed_memory()  # as main.py does
     device = get_device(args.device)
     rng = np.random.default_rng(0)
     torch.manual_seed(0)

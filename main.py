@@ -226,7 +226,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from common.errors import UserError
     from common.guards import Interrupted
+    from common.runtime import keep_freed_memory
 
+    keep_freed_memory()
     try:
         if args.pipeline:
             run_pipeline(args)

@@ -1,7 +1,12 @@
 """Data augmentation for SQV (DESIGN §4), batched over the first axis with no per-sample loop."""
 from __future__ import annotations
 
+from typing import Callable
+
+import numpy as np
 import torch
+
+from common.buffers import Batch, StackWindow, apply_masks
 
 
 def replicate_pad(images: torch.Tensor, pad: int) -> torch.Tensor:
@@ -12,23 +17,63 @@ def replicate_pad(images: torch.Tensor, pad: int) -> torch.Tensor:
                       rows[..., -1:].expand(b, c, h + 2 * pad, pad)], 3)
 
 
+def _crops(padded: torch.Tensor, depth: int, h: int, w: int, starts: torch.Tensor) -> torch.Tensor:
+    """(N, depth, h, w) windows of a padded (B, C, hp, wp) batch, the n-th beginning at flat element
+    ``starts[n]``. No loop over samples: every window is a row of one overlapping strided view of
+    the padded batch, and the crops are one ``index_select`` of it."""
+    _, _, hp, wp = padded.shape
+    last_start = padded.numel() - ((depth - 1) * hp * wp + (h - 1) * wp + w)
+    windows = padded.as_strided((last_start + 1, depth, h, w), (1, hp * wp, wp, 1))
+    return windows.index_select(0, starts)
+
+
 def shift(images: torch.Tensor, offsets: torch.Tensor, pad: int) -> torch.Tensor:
     """Crop each replicate-padded image at its own offset.
 
     ``images``: (B, C, H, W) of any dtype (uint8 pixels are 4× cheaper to move than floats);
     ``offsets``: (B, 2) integer (row, column) offsets in [0, 2·pad]. Pads every side by ``pad``
     with edge replication and crops the original size at ``offsets``. All channels (the stacked
-    frames) of a sample move together. No loop over samples: every (C, H, W) window of the padded
-    batch is a row of one overlapping strided view, and the crops are one ``index_select`` of it.
+    frames) of a sample move together.
     """
     b, c, h, w = images.shape
     padded = replicate_pad(images.contiguous(), pad)
     hp, wp = h + 2 * pad, w + 2 * pad
-    last_start = padded.numel() - ((c - 1) * hp * wp + (h - 1) * wp + w)
-    windows = padded.as_strided((last_start + 1, c, h, w), (1, hp * wp, wp, 1))
     offsets = offsets.to(images.device)
     starts = torch.arange(b, device=images.device) * (c * hp * wp) + offsets[:, 0] * wp + offsets[:, 1]
-    return windows.index_select(0, starts)
+    return _crops(padded, c, h, w, starts)
+
+
+def shift_window(window: StackWindow, copies: int, offsets: torch.Tensor, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``copies`` shifted views of each s stack and of each s' stack of a `StackWindow`, cut straight
+    from the window padded once: the same crops as ``shift`` on ``copies`` copies of s and of s' (each
+    stack's own offset, ``offsets`` of shape (2·copies·B, 2) ordered as s views then s' views) but
+    with H + 1 frames padded per sample instead of 2·copies·H. Masks are applied after the crop,
+    which is the same since a mask zeroes whole frames. Returns (s views, s' views), each (copies·B, H, h, w).
+    """
+    frames, masks = window
+    b, depth, h, w = frames.shape
+    history, hp, wp = depth - 1, h + 2 * pad, w + 2 * pad
+    padded = replicate_pad(frames, pad)
+    device = frames.device
+    first_frame = torch.tensor([1, 0], device=device).repeat_interleave(copies * b)  # s: frames 1..H; s': 0..H-1
+    sample = torch.arange(b, device=device).repeat(2 * copies)
+    offsets = offsets.to(device)
+    starts = (sample * depth + first_frame) * (hp * wp) + offsets[:, 0] * wp + offsets[:, 1]
+    views = _crops(padded, history, h, w, starts)
+    views = apply_masks(views, np.concatenate([masks[0]] * copies + [masks[1]] * copies))
+    return views.chunk(2)
+
+
+def augmented_views(augment: Callable[[torch.Tensor], torch.Tensor], batch: Batch,
+                    copies: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """``copies`` independently augmented views of s and of s' in one call: (aug(s) stacked ``copies``
+    times along the batch axis, the same for s'). A random shift of Atari stacks cuts them straight
+    from the batch's frame window (`shift_window`); anything else augments [s; …; s'; …] at once."""
+    if isinstance(augment, RandomShift) and batch.window is not None:
+        n = 2 * copies * batch.state.shape[0]
+        return shift_window(batch.window, copies, augment.offsets(n, batch.state.device), augment.pad)
+    views = augment(torch.cat([batch.state] * copies + [batch.next_state] * copies))
+    return views.chunk(2)
 
 
 class RandomShift:
@@ -37,9 +82,11 @@ class RandomShift:
     def __init__(self, pad: int):
         self.pad = int(pad)
 
+    def offsets(self, n: int, device) -> torch.Tensor:
+        return torch.randint(0, 2 * self.pad + 1, (n, 2), device=device)
+
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        offsets = torch.randint(0, 2 * self.pad + 1, (images.shape[0], 2), device=images.device)
-        return shift(images, offsets, self.pad)
+        return shift(images, self.offsets(images.shape[0], images.device), self.pad)
 
     def __repr__(self) -> str:
         return f"RandomShift(pad={self.pad})"

@@ -18,12 +18,33 @@ from common.errors import UserError
 from common.io import atomic_save_npy, npy_header, read_npy_into
 
 
+class StackWindow(NamedTuple):
+    """The frames a batch's s and s' stacks are cut from: s = frames[:, 1:], s' = frames[:, :-1], each
+    times its mask. Augmentation cuts its views straight from it (`common.augment.augmented_views`)."""
+    frames: torch.Tensor  # (B, H+1, h, w) uint8: frames i+1, i, ..., i-H+1 of each index i, unmasked
+    masks: np.ndarray     # (2, B, H) uint8: which frames of s (masks[0]) and s' (masks[1]) are kept
+
+
 class Batch(NamedTuple):
     state: torch.Tensor       # (B, *state_shape) float32; Atari: uint8 stacks (the network converts)
     action: torch.Tensor      # (B, 1) int64 (discrete) or (B, action_dim) float32
     next_state: torch.Tensor  # like state
     reward: torch.Tensor      # (B, 1) float32
     not_done: torch.Tensor    # (B, 1) float32, 0 at true terminals only
+    window: StackWindow | None = None  # Atari buffers: what the stacks were cut from
+
+
+def apply_masks(stacks: torch.Tensor, masks: np.ndarray) -> torch.Tensor:
+    """``stacks`` (N, H, h, w) with the frames where ``masks`` (N, H) is 0 zeroed. Only a few stacks
+    of a batch cross an episode start, so only those rows are copied and multiplied."""
+    rows = np.flatnonzero(~masks.all(axis=1))
+    if rows.size == 0:
+        return stacks
+    stacks = stacks.clone()
+    index = torch.from_numpy(rows).to(stacks.device, non_blocking=True)
+    keep = torch.from_numpy(masks[rows]).to(stacks.device, non_blocking=True)[..., None, None]
+    stacks[index] = stacks.index_select(0, index) * keep
+    return stacks
 
 
 def _require(prefix: str, suffixes: list[str], how_to_create: str) -> None:
@@ -145,7 +166,8 @@ class MappedFrames:
         self.shape = (size, *chunks[0].shape[1:])
         self.device = torch.device("cpu")
 
-    def __getitem__(self, rows: torch.Tensor) -> torch.Tensor:
+    def index_select(self, dim: int, rows: torch.Tensor) -> torch.Tensor:
+        assert dim == 0
         rows = rows.numpy()
         out = np.empty((*rows.shape, *self.shape[1:]), dtype=np.uint8)
         which = rows // self.chunk
@@ -221,23 +243,29 @@ class FrameStackBuffer:
             bad = ~self.sampleable(ind)
         raise RuntimeError(f"replay buffer of {self.size} frames has no index with a complete s and s' stack")
 
-    def stacks(self, ind: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """(s, s') uint8 stacks for the given indices on the training device (one gather of the
-        H + 1 frames the two stacks share; frames before an episode's start zeroed)."""
+    def window(self, ind: np.ndarray) -> StackWindow:
+        """The H + 1 frames the s and s' stacks of the given indices share, gathered in one op onto
+        the training device, and the masks of the frames older than each stack's episode start."""
         offsets = np.arange(1, -self.history, -1)                     # i+1, i, ..., i-H+1
-        window = (ind[:, None] + offsets) % self.capacity             # (B, H+1)
-        first = self.first_timestep[window]
+        rows = (ind[:, None] + offsets) % self.capacity               # (B, H+1)
+        first = self.first_timestep[rows]
         masks = np.stack([stack_mask(first[:, 1:]), stack_mask(first[:, :-1])]).astype(np.uint8)  # (2, B, H)
-        frames = self.frames[torch.from_numpy(window).to(self.frames.device)].to(self.device, non_blocking=True)
-        masks = torch.from_numpy(masks).to(self.device, non_blocking=True)[..., None, None]
-        return frames[:, 1:] * masks[0], frames[:, :-1] * masks[1]
+        frames = self.frames.index_select(0, torch.from_numpy(rows.reshape(-1)).to(self.frames.device))
+        return StackWindow(frames.to(self.device, non_blocking=True).view(*rows.shape, *frames.shape[1:]), masks)
+
+    def stacks(self, ind: np.ndarray, window: StackWindow | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(s, s') uint8 stacks for the given indices on the training device (frames before an
+        episode's start zeroed)."""
+        frames, masks = window if window is not None else self.window(ind)
+        return apply_masks(frames[:, 1:], masks[0]), apply_masks(frames[:, :-1], masks[1])
 
     def sample(self, batch_size: int | None = None) -> Batch:
         ind = self.sample_indices(batch_size or self.batch_size)
-        state, next_state = self.stacks(ind)
+        window = self.window(ind)
+        state, next_state = self.stacks(ind, window)
         rest = (torch.from_numpy(a[ind]).to(self.device, non_blocking=True)
                 for a in (self.action, self.reward, self.not_done))
-        return Batch(state, next(rest), next_state, *rest)
+        return Batch(state, next(rest), next_state, *rest, window=window)
 
     def save(self, prefix: str, chunk: int = 100_000) -> list[str]:
         n = self.size

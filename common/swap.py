@@ -5,6 +5,7 @@ from typing import Callable
 
 import torch
 
+from common.augment import augmented_views
 from common.buffers import Batch
 
 
@@ -18,7 +19,6 @@ def swapped_views(batch: Batch, augment: Callable[[torch.Tensor], torch.Tensor],
     """
     if augment is None:
         raise RuntimeError("SQV needs an augmentation: set agent.augment")
-    views = augment(torch.cat([batch.state, batch.state, batch.next_state, batch.next_state]))  # one call
-    state, next_state = views.chunk(2)
+    state, next_state = augmented_views(augment, batch)  # one call
     y = target(next_state, batch.reward.repeat(2, 1), batch.not_done.repeat(2, 1))
     return state, y.roll(batch.state.shape[0], dims=0)

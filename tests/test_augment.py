@@ -57,3 +57,33 @@ def test_gaussian_noise_scale_per_dimension():
     x = torch.zeros(20_000, 3)
     std = (noise(x) - x).std(0)
     assert std[0] == 0 and abs(std[1] - 1) < 0.03 and abs(std[2] - 10) < 0.3
+
+
+def test_views_cut_from_the_frame_window_equal_shifting_each_stack():
+    """The fused path (pad the H+1 shared frames once, cut all views from them, mask after) gives
+    exactly ``shift`` applied to [s; s; s'; s'] with the same offsets, episode starts included."""
+    import numpy as np
+
+    from common.augment import augmented_views, shift_window
+    from common.buffers import FrameStackBuffer
+
+    rng = np.random.default_rng(0)
+    buf = FrameStackBuffer((4, 10, 10), 64, 16, torch.device("cpu"), rng)
+    for i in range(40):
+        frame = torch.randint(0, 256, (1, 10, 10), dtype=torch.uint8).numpy()
+        buf.add(frame, 0, frame, 0.0, float(i % 7 != 6), first_timestep=i % 7 == 0)
+    ind = np.array([0, 1, 2, 5, 6, 7, 8, 9, 13, 20, 22, 30, 31, 35, 36, 37])
+    window = buf.window(ind)
+    assert not window.masks.all()  # episode starts inside some stacks
+    s, ns = buf.stacks(ind)
+    offsets = torch.randint(0, 7, (4 * len(ind), 2))
+    views_s, views_ns = shift_window(window, 2, offsets, 3)
+    expected = shift(torch.cat([s, s, ns, ns]), offsets, 3)
+    torch.testing.assert_close(torch.cat([views_s, views_ns]), expected, rtol=0, atol=0)
+    batch = buf.sample()
+    torch.manual_seed(5)
+    fused = augmented_views(RandomShift(3), batch)
+    torch.manual_seed(5)
+    plain = augmented_views(RandomShift(3), batch._replace(window=None))
+    for a, b in zip(fused, plain):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
