@@ -15,6 +15,10 @@ generation and evaluation run the real PongNoFrameskip-v4 with a (random-weight)
 stacking of the frames on the host, a per-sample random crop in a Python loop over a replicate-
 padded float batch, separate forward passes per view (six for SQV), plain Adam, one env stepped at
 a time with a batch-1 network call per step. Its rows are marked ``baseline``.
+
+Like main.py, the benchmark first tells glibc's malloc to keep freed memory (see
+`common.runtime.keep_freed_memory`), for the baseline rows too; ``--default_malloc`` leaves the
+allocator alone, as the original code runs.
 """
 from __future__ import annotations
 
@@ -302,13 +306,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer calls and repeats: under 2 minutes")
     parser.add_argument("--baseline", action="store_true", help="also time the original algorithm")
     parser.add_argument("--repeats", type=int, default=None, help="repeats per measurement (default 5, quick 3)")
-    parser.add_argument("--num_envs", type=int, nargs="+", default=[8, 16], help="env counts to time generation with")
+    parser.add_argument("--num_envs", type=int, nargs="+", default=[16, 32], help="env counts to time generation with")
     parser.add_argument("--buffer_device", type=str, default="cpu", help="where the Atari buffer's frames live")
     parser.add_argument("--only", nargs="+", choices=["updates", "sampling", "generation", "evaluation"],
                         default=["updates", "sampling", "generation", "evaluation"], help="measure only these")
+    parser.add_argument("--default_malloc", action="store_true",
+                        help="leave glibc's malloc settings alone (main.py keeps freed memory; this shows what that buys)")
     args = parser.parse_args()
     args.repeats = args.repeats or (3 if args.quick else 5)
-    keep_freed_memory()  # as main.py does
+    if not args.default_malloc:
+        keep_freed_memory()  # as main.py does
     device = get_device(args.device)
     rng = np.random.default_rng(0)
     torch.manual_seed(0)

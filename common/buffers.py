@@ -95,6 +95,11 @@ class ReplayBuffer:
     def bytes_per_transition(self) -> int:
         return 2 * self.state[0].nbytes + self.action[0].nbytes + 8
 
+    @staticmethod
+    def staged(state, action, next_state, reward, not_done, first_timestep) -> tuple:
+        """A transition to hold until `add` (copies, so the env's batch arrays can be freed)."""
+        return np.array(state), np.array(action), np.array(next_state), reward, not_done, first_timestep
+
     def sample(self, batch_size: int | None = None) -> Batch:
         if self.size == 0:
             raise RuntimeError("cannot sample from an empty replay buffer")
@@ -217,6 +222,12 @@ class FrameStackBuffer:
 
     def bytes_per_transition(self) -> int:
         return int(np.prod(self.frames.shape[1:])) + 8 + 4 + 4 + 1
+
+    @staticmethod
+    def staged(state, action, next_state, reward, not_done, first_timestep) -> tuple:
+        """A transition to hold until `add`: only the newest frame of s is stored (a copy, 7 KB for
+        84×84, so the env's batch of stacks can be freed)."""
+        return np.array(state[:1]), action, None, reward, not_done, first_timestep
 
     def sampleable(self, ind: np.ndarray) -> np.ndarray:
         """Boolean mask of the indices whose s and s' stacks are both stored and consistent."""

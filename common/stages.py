@@ -172,7 +172,8 @@ class EpisodeWriter:
     With one env, transitions go straight into the buffer (online training samples them at once).
     With several, each env's transitions wait until its episode ends (or `flush` is called), then
     the whole episode is written in order, so a frame-stacked buffer rebuilds exactly the stacks
-    each env saw.
+    each env saw. A waiting transition holds only what the buffer stores (`buffer.staged`): for
+    Atari one 84×84 frame, so 32 envs with 1000-step episodes hold about 230 MB.
     """
 
     def __init__(self, buffer, n: int):
@@ -182,7 +183,7 @@ class EpisodeWriter:
         if len(self.pending) == 1:
             self.buffer.add(*transition)
         else:
-            self.pending[env].append(transition)
+            self.pending[env].append(self.buffer.staged(*transition))
 
     def end_episode(self, env: int) -> None:
         for transition in self.pending[env]:
