@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import statistics
 import time
 from types import SimpleNamespace
@@ -201,21 +204,31 @@ class Report:
             print(f"{r['measure']:<18}{r['case']:<44}{r['median']:>10.2f}{r['min']:>10.2f}{r['max']:>10.2f}  {r['unit']}")
 
 
-def bench_updates(report, args, device, rng, atari, scale):
+def atari_updates(report, args, device, scale):
+    atari = atari_buffer(device, np.random.default_rng(0), storage_device=get_device(args.buffer_device))
     cfg = SimpleNamespace(**defaults("atari"))
     cases = [(f"{cls.__name__} atari 4x84x84 b32", lambda c=cls: c(ATARI, (4, 84, 84), 6, cfg, device),
               atari, ATARI, cfg, 8 * scale) for cls in (DQN, BCQ, SQV)]
     if args.baseline:
         cases += [(f"baseline {name} atari 4x84x84 b32", lambda v=views: OriginalLearner(device, v), atari, None,
                    None, 8 * scale) for name, views in (("BCQ", 1), ("SQV", 2))]
+    time_updates(report, args, device, cases)
+
+
+def vector_updates(report, args, device, scale):
+    rng = np.random.default_rng(0)
     cartpole = vector_buffer(device, rng, 4, (1,), np.int64, 64)
     cfg_v = SimpleNamespace(**defaults("regular", VECTOR))
-    cases += [(f"{cls.__name__} cartpole 4 b64", lambda c=cls: c(VECTOR, (4,), 2, cfg_v, device),
-               cartpole, VECTOR, cfg_v, 100 * scale) for cls in (DQN, BCQ, SQV)]
+    cases = [(f"{cls.__name__} cartpole 4 b64", lambda c=cls: c(VECTOR, (4,), 2, cfg_v, device),
+              cartpole, VECTOR, cfg_v, 100 * scale) for cls in (DQN, BCQ, SQV)]
     hopper = vector_buffer(device, rng, 11, (3,), np.float32, 100)
     cfg_c = SimpleNamespace(**defaults("continuous"))
     cases += [(f"continuous {cls.__name__} 11/3 b100", lambda c=cls: c(11, 3, np.ones(3, np.float32), cfg_c, device),
                hopper, VECTOR, cfg_c, 15 * scale) for cls in (ContinuousBCQ, ContinuousSQV)]
+    time_updates(report, args, device, cases)
+
+
+def time_updates(report, args, device, cases):
     for name, make, buffer, kind, cfg_case, calls in cases:
         agent = make()
         if hasattr(agent, "augment"):
@@ -224,13 +237,18 @@ def bench_updates(report, args, device, rng, atari, scale):
                    "updates/s")
 
 
-def bench_sampling(report, args, device, atari, scale):
+def bench_sampling(report, args, device, scale):
+    atari = atari_buffer(device, np.random.default_rng(0), storage_device=get_device(args.buffer_device))
     shift = RandomShift(4)
 
-    def sample_augment():  # what SQV does per update: s and s' of a batch, two views each
-        return [views.float() for views in augmented_views(shift, atari.sample())]
+    def sample_augment():  # what SQV does per update: s and s' of a batch, two views each (uint8: the
+        return augmented_views(shift, atari.sample())  # networks take them as they are)
 
-    cases = [("atari sample b32", atari.sample), ("atari sample+augment b32 (2 views)", sample_augment)]
+    def sample_augment_float():  # ... and the float32 copy the network's first op makes (the baseline's
+        return [views.float() for views in sample_augment()]  # sampling returns floats)
+
+    cases = [("atari sample b32", atari.sample), ("atari sample+augment b32 (2 views)", sample_augment),
+             ("atari sample+augment+float b32", sample_augment_float)]
     if args.baseline:
         np_rng = np.random.default_rng(0)
 
@@ -308,30 +326,47 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None, help="repeats per measurement (default 5, quick 3)")
     parser.add_argument("--num_envs", type=int, nargs="+", default=[16, 32], help="env counts to time generation with")
     parser.add_argument("--buffer_device", type=str, default="cpu", help="where the Atari buffer's frames live")
-    parser.add_argument("--only", nargs="+", choices=["updates", "sampling", "generation", "evaluation"],
-                        default=["updates", "sampling", "generation", "evaluation"], help="measure only these")
+    parser.add_argument("--only", nargs="+", choices=list(GROUPS), default=list(GROUPS),
+                        help="measure only these groups (each runs in a process of its own)")
     parser.add_argument("--default_malloc", action="store_true",
                         help="leave glibc's malloc settings alone (main.py keeps freed memory; this shows what that buys)")
     args = parser.parse_args()
     args.repeats = args.repeats or (3 if args.quick else 5)
+    device = get_device(args.device)
+    report = Report(device)
+    if len(args.only) == 1:
+        run_group(args.only[0], report, args, device)
+    else:  # one fresh process per group: no group inherits another's heap or caches
+        for group in args.only:
+            report.rows += run_child(group)
+    report.table()
+
+
+GROUPS = {"atari_updates": atari_updates, "vector_updates": vector_updates, "sampling": bench_sampling,
+          "generation": bench_generation, "evaluation": bench_evaluation}
+
+
+def run_group(group: str, report, args, device) -> None:
     if not args.default_malloc:
         keep_freed_memory()  # as main.py does
-    device = get_device(args.device)
-    rng = np.random.default_rng(0)
     torch.manual_seed(0)
-    scale = 1 if args.quick else 4
-    report = Report(device)
-    if {"updates", "sampling"} & set(args.only):
-        atari = atari_buffer(device, rng, storage_device=get_device(args.buffer_device))
-        if "updates" in args.only:
-            bench_updates(report, args, device, rng, atari, scale)
-        if "sampling" in args.only:
-            bench_sampling(report, args, device, atari, scale)
-    if "generation" in args.only:
-        bench_generation(report, args, device, scale)
-    if "evaluation" in args.only:
-        bench_evaluation(report, args, device, scale)
-    report.table()
+    GROUPS[group](report, args, device, 1 if args.quick else 4)
+
+
+def run_child(group: str) -> list[dict]:
+    argv = [a for a in sys.argv[1:]]
+    if "--only" in argv:  # drop the groups given to the parent
+        i = argv.index("--only")
+        j = i + 1
+        while j < len(argv) and not argv[j].startswith("--"):
+            j += 1
+        del argv[i:j]
+    child = subprocess.run([sys.executable, os.path.abspath(__file__), *argv, "--only", group],
+                           stdout=subprocess.PIPE, text=True, check=True)
+    rows = [json.loads(line) for line in child.stdout.splitlines() if line.startswith("{")]
+    for row in rows:
+        print(json.dumps(row), flush=True)
+    return rows
 
 
 if __name__ == "__main__":

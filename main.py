@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="continue from the newest complete checkpoint of this stage (start afresh if none)")
     parser.add_argument("--log_freq", type=int, default=1000,
                         help="write the learner's losses to results/{stage}_{setting}_train.csv every this many updates")
+    parser.add_argument("--item_embeddings", type=str, default=None, metavar="env|FILE.npy",
+                        help="continuous BCQ/SQV as a recommender: act in the space of these item embeddings "
+                             "(env: the env's own, e.g. ItemRecommendation-v0; or an (items, action dim) .npy)")
     parser.add_argument("--tensorboard", action="store_true", help="also log to a TensorBoard run under runs/")
     hyper = parser.add_argument_group("hyperparameters (default: the env's column of the README table)")
     for name, (kind, atari, regular, continuous, text) in PARAMETERS.items():
@@ -121,6 +124,8 @@ def resolve(args: argparse.Namespace, env: str, max_timesteps: float = 1e6, pres
         if PARAMETERS[name][0] is int and cfg[name] is not None:
             cfg[name] = int(cfg[name])
     cfg["max_timesteps"] = int(args.max_timesteps if args.max_timesteps is not None else max_timesteps)
+    if cfg["item_embeddings"] is not None and args.repeat_num is None and continuous:
+        cfg["repeat_num"] = 20  # a recommender picks among fewer candidate actions
     if cfg["checkpoint_freq"] is None:
         cfg["checkpoint_freq"] = cfg["eval_freq"]
     cfg["setting"] = setting_name(env, args.seed)
@@ -144,7 +149,10 @@ def check(cfg: dict) -> None:
     get_device(cfg["device"])  # a bad --device fails here, before any file is written
     if cfg["buffer_device"] != "auto":
         get_device(cfg["buffer_device"], "--buffer_device")
-    positive = ["max_timesteps", "eval_freq", "eval_episodes", "num_envs", "checkpoint_freq", "log_freq", "batch_size", "buffer_size", "train_freq",
+    if cfg["item_embeddings"] is not None and cfg["profile"] != "continuous":
+        raise UserError(f"--item_embeddings applies to continuous-action envs (e.g. ItemRecommendation-v0); "
+                        f"{cfg['env']} has discrete actions")
+    positive = ["repeat_num", "max_timesteps", "eval_freq", "eval_episodes", "num_envs", "checkpoint_freq", "log_freq", "batch_size", "buffer_size", "train_freq",
                 "target_update_freq", "eps_decay_period", "frame_skip", "frame_size", "state_history"]
     for name in positive:
         if cfg[name] is not None and cfg[name] <= 0:

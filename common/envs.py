@@ -25,6 +25,8 @@ minatar.gym.register_envs()
 if "DiscreteStochasticDecisionProcess-v0" not in gym.registry:
     gym.register("DiscreteStochasticDecisionProcess-v0", "common.sdp_env:DiscreteStochasticDecisionProcess",
                  max_episode_steps=100)
+if "ItemRecommendation-v0" not in gym.registry:
+    gym.register("ItemRecommendation-v0", "common.recsys:ItemRecommendation")
 ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # no version banner on every env creation
 gym.logger.min_level = gym.logger.ERROR  # old ids get our own message instead of a deprecation warning
 

@@ -38,6 +38,8 @@ PARAMETERS: dict[str, tuple] = {
     "BCQ_threshold": (float, 0.3, 0.3, None, "discrete BCQ keeps the actions with π(a∣s) / max π > τ"),
     "lmbda": (float, None, None, 0.75, "continuous BCQ: weight of min(Q1, Q2) in the soft clipped double-Q target"),
     "sqil_alpha": (float, 0.1, 0.1, None, "SQIL: temperature α of the soft value and of the softmax policy"),
+    "repeat_num": (int, None, None, 100, "continuous BCQ: actions decoded per state when acting, the best by Q1 "
+                                         "kept (20 when --item_embeddings is given)"),
     "phi": (float, None, None, 0.05, "continuous BCQ: perturbation bound, a fraction of max_action"),
     # Atari preprocessing
     "frame_skip": (int, 4, None, None, "Atari: repeat each action this many frames"),

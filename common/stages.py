@@ -14,6 +14,7 @@ import time
 from typing import Any, Callable
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from common import checkpoint, manifest
@@ -22,6 +23,7 @@ from common.errors import UserError
 from common.guards import FiniteGuard, Interrupted, stop_on_signals
 from common.io import atomic_save_json, atomic_save_npy
 from common.logs import RunLog
+from common.recsys import ItemRecommendation, compare_recommenders, top_k
 from common.runtime import evaluate, get_device, random_actions, set_seed
 from common.vecenv import VecEnv, make_vec_env
 
@@ -247,6 +249,33 @@ def open_env(cfg, family) -> EnvInfo:
     return info
 
 
+RECOMMENDATION_USERS = 100  # episodes (users) of the recommender comparison
+
+
+def recommendation_report(cfg, algo: str, agent, sim: ItemRecommendation) -> dict:
+    """The learner against a random and a most-popular recommender on the same users: mean clicks per
+    episode, hit-rate@k, NDCG@k; ``results/{algo}_{setting}_recommendation.json`` and a table."""
+    rng = np.random.default_rng(cfg.seed + 100)
+    popular = sim.popular_items()[None]
+    catalog = torch.as_tensor(sim.item_embeddings, device=agent.device)
+
+    def learner(states, env):
+        if getattr(agent, "items", None) is not None:
+            return agent.recommend(states, env.k)
+        return top_k(torch.as_tensor(agent.act_batch(states), device=agent.device), catalog, env.k).cpu().numpy()
+
+    report = compare_recommenders(cfg.env, cfg.seed, RECOMMENDATION_USERS, {
+        algo: learner,
+        "random": lambda states, env: rng.permutation(len(env.item_embeddings))[None, :env.k],
+        "most popular": lambda states, env: popular})
+    atomic_save_json(os.path.join(cfg.out_dir, "results", f"{algo}_{cfg.setting}_recommendation.json"), report)
+    metrics = [m for m in report[algo] if m not in ("clicks_std", "episodes")]
+    print(f"{'recommender':<14}" + "".join(f"{m:>20}" for m in metrics) + f"   ({RECOMMENDATION_USERS} users)")
+    for name, row in report.items():
+        print(f"{name:<14}" + "".join(f"{row[m]:>20.3f}" for m in metrics))
+    return report
+
+
 # --- stage 1 (and SQIL) --------------------------------------------------------------------------
 def train_online(cfg, info: EnvInfo, rng, stage: str, agent, buffer, sampler, label: str) -> dict[str, Any]:
     """Learn online: act ε-greedily (uniform actions for the first ``start_timesteps`` steps), add
@@ -410,6 +439,8 @@ def train_offline(cfg, family, algo: str = "BCQ") -> dict[str, Any]:
         run.finish()  # the checkpoints go only once the final model is on disk
     finally:
         log.close()  # flush TensorBoard events even when interrupted
+    if isinstance(info.env.unwrapped, ItemRecommendation):
+        recommendation_report(cfg, algo, agent, info.env.unwrapped)
     info.env.close()
     return {"stage": algo, "final_return": run.evaluations[-1], "evaluations": run.evaluations,
             "updates": agent.iterations, "seconds": time.time() - start}

@@ -7,11 +7,12 @@ import torch.nn.functional as F
 
 from common.buffers import Batch
 from common.nets import adam, frozen_copy
+from common.recsys import top_k, unit
 from continuous_BCQ.ddpg import ActorCriticAgent, as_tensor
 from continuous_BCQ.networks import VAE, Critic, Perturbation
 
 TARGET_SAMPLES = 10   # actions decoded per next state in the target
-ACTING_SAMPLES = 100  # actions decoded per state when acting
+ACTING_SAMPLES = 100  # actions decoded per state when acting (default of --repeat_num)
 
 
 class BCQ(ActorCriticAgent):
@@ -21,11 +22,19 @@ class BCQ(ActorCriticAgent):
     moves a decoded action by at most φ·max_action. Twin critics regress onto
     y = r + m·γ·max_{j≤10} [λ·min(Q1', Q2') + (1 − λ)·max(Q1', Q2')](s', ξ'(s', a_j)), a_j ~ G(s');
     the actor maximises Q1(s, ξ(s, G(s))). Polyak τ on actor and critic targets.
-    Acting: decode 100 actions for s, perturb, take the one with the highest Q1.
+    Acting: decode ``repeat_num`` (100) actions for s, perturb, take the one with the highest Q1.
+
+    With ``items`` (item embeddings, (N, d) with d the action size) BCQ acts in the item-embedding
+    space of a recommender: every logged action is replaced by the unit embedding of the item it
+    ranked first (the logged item), so the VAE reconstructs logged items' embeddings, and
+    `recommend` returns the top-k items by cosine similarity to the chosen action.
     """
 
-    def __init__(self, state_dim: int, action_dim: int, max_action: np.ndarray, cfg, device):
+    def __init__(self, state_dim: int, action_dim: int, max_action: np.ndarray, cfg, device,
+                 items: np.ndarray | None = None):
         super().__init__(device)
+        self.items = None if items is None else unit(torch.as_tensor(items, dtype=torch.float32, device=device))
+        self.repeat_num = int(getattr(cfg, "repeat_num", None) or ACTING_SAMPLES)
         max_action_t = torch.as_tensor(np.asarray(max_action, dtype=np.float32), device=device)
         self.actor = Perturbation(state_dim, action_dim, max_action_t, cfg.phi).to(device)
         self.actor_target = frozen_copy(self.actor)
@@ -43,10 +52,18 @@ class BCQ(ActorCriticAgent):
     @torch.no_grad()
     def act_batch(self, states: np.ndarray) -> np.ndarray:
         n = len(states)
-        repeated = torch.repeat_interleave(as_tensor(states, self.device), ACTING_SAMPLES, 0)
+        repeated = torch.repeat_interleave(as_tensor(states, self.device), self.repeat_num, 0)
         actions = self.actor(repeated, self.vae.decode(repeated))
-        best = self.critic.q1(repeated, actions).view(n, ACTING_SAMPLES).argmax(1)
-        return actions.view(n, ACTING_SAMPLES, -1)[torch.arange(n, device=self.device), best].cpu().numpy()
+        best = self.critic.q1(repeated, actions).view(n, self.repeat_num).argmax(1)
+        return actions.view(n, self.repeat_num, -1)[torch.arange(n, device=self.device), best].cpu().numpy()
+
+    def recommend(self, states: np.ndarray, k: int) -> np.ndarray:
+        """The k items (indices, best first) most cosine-similar to the action chosen for each state."""
+        return top_k(torch.as_tensor(self.act_batch(states), device=self.device), self.items, k).cpu().numpy()
+
+    def logged_items(self, actions: torch.Tensor) -> torch.Tensor:
+        """The unit embedding of the item each logged action ranked first."""
+        return self.items[top_k(actions, self.items, 1)[:, 0]]
 
     @torch.no_grad()
     def target(self, next_state: torch.Tensor, reward: torch.Tensor, not_done: torch.Tensor) -> torch.Tensor:
@@ -68,6 +85,8 @@ class BCQ(ActorCriticAgent):
 
     def train(self, buffer) -> None:
         batch: Batch = buffer.sample()
+        if self.items is not None:
+            batch = batch._replace(action=self.logged_items(batch.action))
         vae_loss = self.vae_loss(batch.state, batch.action)
         self.vae_optimizer.zero_grad(set_to_none=True)
         vae_loss.backward()

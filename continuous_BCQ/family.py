@@ -1,6 +1,8 @@
 """The continuous family as `common.stages` uses it: DDPG behavioral agent, BCQ/SQV offline agents."""
 from __future__ import annotations
 
+import os
+
 import gymnasium as gym
 import numpy as np
 
@@ -40,7 +42,33 @@ def behavioral_agent(info: EnvInfo, cfg, device) -> DDPG:
     return DDPG(*dims(info), cfg, device)
 
 
+def item_embeddings(info: EnvInfo, cfg) -> np.ndarray | None:
+    """``--item_embeddings``: None, the env's own (``env``) or an (items, action dim) .npy file."""
+    source = getattr(cfg, "item_embeddings", None)
+    if source is None:
+        return None
+    if source == "env":
+        items = getattr(info.env.unwrapped, "item_embeddings", None)
+        if items is None:
+            raise UserError(f"env {cfg.env} exposes no item embeddings; pass --item_embeddings FILE.npy")
+    else:
+        if not os.path.isfile(source):
+            raise UserError(f"--item_embeddings {source}: no such file; give an (items, dim) .npy or 'env'")
+        try:
+            items = np.load(source)
+        except (ValueError, OSError, EOFError) as err:
+            raise UserError(f"--item_embeddings {source}: not a readable .npy ({str(err).splitlines()[0][:80]})") from None
+    action_dim = info.action_space.shape[0]
+    if items.ndim != 2 or items.shape[1] != action_dim or not np.issubdtype(items.dtype, np.floating):
+        raise UserError(f"--item_embeddings {source}: expected a float array of shape (items, {action_dim}) "
+                        f"(the action size of {cfg.env}), got {items.dtype} {items.shape}")
+    if not np.isfinite(items).all() or (np.linalg.norm(items, axis=1) == 0).any():
+        raise UserError(f"--item_embeddings {source}: every embedding must be finite and non-zero")
+    return items
+
+
 def offline_agent(algo: str, info: EnvInfo, cfg, device, buffer):
+    items = item_embeddings(info, cfg)
     if algo == "SQV":
-        return SQV(*dims(info), cfg, device, augment=make_augmentation(info.kind, cfg, buffer, device))
-    return BCQ(*dims(info), cfg, device)
+        return SQV(*dims(info), cfg, device, augment=make_augmentation(info.kind, cfg, buffer, device), items=items)
+    return BCQ(*dims(info), cfg, device, items=items)

@@ -18,8 +18,8 @@ class SQV(BCQ):
     The VAE and the actor train on the un-augmented batch, as in BCQ.
     """
 
-    def __init__(self, state_dim, action_dim, max_action, cfg, device, augment=None):
-        super().__init__(state_dim, action_dim, max_action, cfg, device)
+    def __init__(self, state_dim, action_dim, max_action, cfg, device, augment=None, items=None):
+        super().__init__(state_dim, action_dim, max_action, cfg, device, items)
         self.augment = augment
 
     def critic_loss(self, batch: Batch) -> torch.Tensor:
