@@ -113,7 +113,7 @@ def resolve(args: argparse.Namespace, env: str, max_timesteps: float = 1e6, pres
     kind = env_kind(env)
     continuous = not hasattr(action_space_of(env), "n")
     profile = profile_of(kind, continuous)
-    base = defaults(profile, kind)
+    base = defaults(profile, kind, env)
     unused = [name for name in PARAMETERS if getattr(args, name) is not None and not_applicable(name, base)]
     if unused:
         raise UserError(f"--{unused[0]} does not apply to {env} ({profile} env, {kind} observations); drop it")

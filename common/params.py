@@ -57,6 +57,14 @@ PARAMETERS: dict[str, tuple] = {
 }
 
 
+# Per-env defaults that replace the profile's column (a flag given on the command line still wins).
+ENV_DEFAULTS: dict[str, dict[str, object]] = {
+    # 20-step recommendation sessions: γ = 0.99 makes the values ~100× the per-step clicks and DDPG
+    # unstable there; γ = 0.9 (an effective horizon of 10 steps) learns (README, "BCQ as a recommender").
+    "ItemRecommendation-v0": {"discount": 0.9},
+}
+
+
 # Flags whose ``None`` default means "the env's own value" rather than "does not apply".
 APPLIES_TO_ALL = {"max_episode_timesteps"}
 
@@ -71,12 +79,14 @@ def profile_of(kind: str, continuous: bool) -> str:
     return ATARI_PROFILE if kind == ATARI else REGULAR
 
 
-def defaults(profile: str, kind: str | None = None) -> dict[str, object]:
-    """The default of every parameter for a profile (``kind`` distinguishes MinAtar images)."""
+def defaults(profile: str, kind: str | None = None, env: str | None = None) -> dict[str, object]:
+    """The default of every parameter for a profile (``kind`` distinguishes MinAtar images; ``env``
+    applies `ENV_DEFAULTS`)."""
     column = 1 + PROFILES.index(profile)
     values = {name: entry[column] for name, entry in PARAMETERS.items()}
     if kind is not None and kind != IMAGE and profile == REGULAR:
         values["aug_pad"] = None
     if kind == IMAGE:
         values["aug_noise"] = None
+    values.update(ENV_DEFAULTS.get(env, {}))
     return values

@@ -54,7 +54,7 @@ def ranking_metrics(recommended: np.ndarray, best_item: np.ndarray) -> tuple[flo
 class ItemRecommendation(gym.Env):
     metadata = {"render_modes": []}
 
-    def __init__(self, num_items: int = 200, dim: int = 32, history: int = 5, k: int = 5, catalog_seed: int = 0,
+    def __init__(self, num_items: int = 100, dim: int = 8, history: int = 5, k: int = 5, catalog_seed: int = 0,
                  drift: float = 0.05, click_scale: float = 8.0, click_bias: float = -4.0,
                  popularity_std: float = 0.5, episode_length: int = 20):
         if not 1 <= k <= num_items:

@@ -48,7 +48,7 @@ def run_episode(env, seed, policy):
 
 def test_simulator_is_deterministic_under_a_seed_and_has_fixed_length_episodes():
     def policy(env):
-        return np.linspace(-1, 1, 32, dtype=np.float32) * np.sin(env.unwrapped.steps)
+        return np.linspace(-1, 1, 8, dtype=np.float32) * np.sin(env.unwrapped.steps)
 
     a = run_episode(gym.make("ItemRecommendation-v0"), 7, policy)
     b = run_episode(gym.make("ItemRecommendation-v0"), 7, policy)
@@ -62,8 +62,8 @@ def test_simulator_is_deterministic_under_a_seed_and_has_fixed_length_episodes()
     np.testing.assert_array_equal(env.item_embeddings, other.item_embeddings)  # one catalog for every episode
     np.testing.assert_allclose(np.linalg.norm(env.item_embeddings, axis=1), 1.0, rtol=1e-6)
     state, _ = env.reset(seed=0)
-    assert state.shape == env.observation_space.shape == (5 * 32,)
-    np.testing.assert_array_equal(state.reshape(5, 32), env.item_embeddings[env.consumed])
+    assert state.shape == env.observation_space.shape == (5 * 8,)
+    np.testing.assert_array_equal(state.reshape(5, 8), env.item_embeddings[env.consumed])
 
 
 def test_click_model_a_perfect_recommender_beats_random_and_clicked_items_become_the_history():
@@ -72,7 +72,7 @@ def test_click_model_a_perfect_recommender_beats_random_and_clicked_items_become
     perfect, random = [], []
     for seed in range(30):
         for policy, totals in ((lambda: env.best_items(), perfect),
-                               (lambda: rng.permutation(200)[:5], random)):
+                               (lambda: rng.permutation(100)[:5], random)):
             env.reset(seed=seed)
             total, done = 0.0, False
             while not done:
@@ -100,3 +100,44 @@ def test_bcq_in_item_space_trains_on_logged_items_and_recommends_top_k():
     expected = top_k(torch.as_tensor(agent.act_batch(states)), torch.as_tensor(items), 2)
     assert lists.shape == (4, 2) and lists.dtype == np.int64
     np.testing.assert_array_equal(lists, expected.numpy())
+
+
+def test_every_stage_on_the_recommender_env(tmp_path):
+    """DDPG → buffer → BCQ (item space) and SQV, tiny budgets, in-process; the report beside the results."""
+    import main
+
+    flags = ["--env", "ItemRecommendation-v0", "--out_dir", str(tmp_path), "--max_timesteps", "200",
+             "--start_timesteps", "100", "--eval_freq", "100", "--eval_episodes", "1", "--batch_size", "16"]
+    assert main.main(["--train_behavioral", *flags]) == 0
+    assert main.main(["--generate_buffer", *flags]) == 0
+    assert main.main([*flags, "--item_embeddings", "env"]) == 0
+    assert main.main([*flags, "--sqv"]) == 0
+    for algo in ("BCQ", "SQV"):
+        report = json.loads((tmp_path / "results" / f"{algo}_ItemRecommendation-v0_0_recommendation.json").read_text())
+        assert set(report) == {algo, "random", "most popular"}
+        assert set(report[algo]) == {"clicks_per_episode", "clicks_std", "hit_rate@5", "ndcg@5", "episodes"}
+    config = json.loads((tmp_path / "results" / "BCQ_ItemRecommendation-v0_0_config.json").read_text())
+    assert config["discount"] == 0.9 and config["repeat_num"] == 20 and config["item_embeddings"] == "env"
+
+
+def test_bad_item_embeddings_are_clear_errors(tmp_path, capsys):
+    import main
+    from common.envs import make_env
+    from continuous_BCQ.family import item_embeddings
+
+    info = make_env("ItemRecommendation-v0")
+    cfg = SimpleNamespace(env="ItemRecommendation-v0", item_embeddings="env")
+    np.testing.assert_array_equal(item_embeddings(info, cfg), info.env.unwrapped.item_embeddings)
+    np.save(tmp_path / "wrong.npy", np.ones((10, 3), np.float32))
+    np.save(tmp_path / "zero.npy", np.zeros((10, 8), np.float32))
+    (tmp_path / "junk.npy").write_bytes(b"not an array")
+    for value, message in ((str(tmp_path / "missing.npy"), "no such file"),
+                           (str(tmp_path / "wrong.npy"), r"expected a float array of shape \(items, 8\)"),
+                           (str(tmp_path / "zero.npy"), "finite and non-zero"),
+                           (str(tmp_path / "junk.npy"), "not a readable .npy")):
+        with pytest.raises(UserError, match=message):
+            item_embeddings(info, SimpleNamespace(env="ItemRecommendation-v0", item_embeddings=value))
+    with pytest.raises(UserError, match="exposes no item embeddings"):
+        item_embeddings(make_env("Pendulum-v1"), SimpleNamespace(env="Pendulum-v1", item_embeddings="env"))
+    assert main.main(["--env", "CartPole-v1", "--item_embeddings", "env", "--out_dir", str(tmp_path)]) == 2
+    assert "applies to continuous-action envs" in capsys.readouterr().err
