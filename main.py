@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="SQIL (discrete): learn online with the generated buffer as demonstrations")
     stage.add_argument("--hdqn", action="store_true",
                        help="h-DQN (meta-controller + controller), e.g. on DiscreteStochasticDecisionProcess-v0")
+    stage.add_argument("--export_minari", type=str, default=None, metavar="DATASET_ID",
+                       help="write this env and seed's saved buffer as a Minari dataset (vector/MinAtar states)")
     parser.add_argument("--sqv", action="store_true", help="stage 3 trains SQV instead of BCQ")
     parser.add_argument("--with_sqil", action="store_true", help="--pipeline also runs SQIL and adds its row")
     parser.add_argument("--env", type=str, default=None,
@@ -77,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="continue from the newest complete checkpoint of this stage (start afresh if none)")
     parser.add_argument("--log_freq", type=int, default=1000,
                         help="write the learner's losses to results/{stage}_{setting}_train.csv every this many updates")
+    parser.add_argument("--dataset", type=str, default=None, metavar="KIND:WHERE",
+                        help="train BCQ/SQV/SQIL on a standard dataset instead of buffers/: dqn_replay:DIR (with "
+                             "--ckpts), d4rl:FILE.hdf5 or minari:DATASET_ID (see README, Bring your own data)")
+    parser.add_argument("--ckpts", type=str, default=None,
+                        help="--dataset dqn_replay: the checkpoints to train on, e.g. 49,50")
     parser.add_argument("--item_embeddings", type=str, default=None, metavar="env|FILE.npy",
                         help="continuous BCQ/SQV as a recommender: act in the space of these item embeddings "
                              "(env: the env's own, e.g. ItemRecommendation-v0; or an (items, action dim) .npy)")
@@ -98,6 +105,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.sqv and (args.train_behavioral or args.generate_buffer or args.sqil or args.hdqn):
         parser.error("--sqv selects the offline algorithm; use it without --train_behavioral/--generate_buffer/--sqil")
+    if args.dataset and (args.train_behavioral or args.generate_buffer or args.pipeline or args.hdqn):
+        parser.error("--dataset replaces the generated buffer of BCQ, SQV and SQIL; drop the stage flag")
+    if args.ckpts and not (args.dataset or "").startswith("dqn_replay:"):
+        parser.error("--ckpts goes with --dataset dqn_replay:DIR")
     if args.with_sqil and not args.pipeline:
         parser.error("--with_sqil extends --pipeline; for SQIL alone use --sqil")
     return args
@@ -149,6 +160,11 @@ def check(cfg: dict) -> None:
     get_device(cfg["device"])  # a bad --device fails here, before any file is written
     if cfg["buffer_device"] != "auto":
         get_device(cfg["buffer_device"], "--buffer_device")
+    if cfg["dataset"]:
+        from common.datasets import parse, parse_ckpts
+
+        if parse(cfg["dataset"])[0] == "dqn_replay":
+            parse_ckpts(cfg["ckpts"])
     if cfg["item_embeddings"] is not None and cfg["profile"] != "continuous":
         raise UserError(f"--item_embeddings applies to continuous-action envs (e.g. ItemRecommendation-v0); "
                         f"{cfg['env']} has discrete actions")
@@ -253,6 +269,9 @@ def main(argv=None) -> int:
         elif cfg.sqil:
             banner("train SQIL", cfg)
             stages.train_sqil(cfg, family)
+        elif cfg.export_minari:
+            banner("export a Minari dataset", cfg)
+            stages.export_minari(cfg, family)
         elif cfg.hdqn:
             from discrete_SQV.hdqn import train_hdqn
 

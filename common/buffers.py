@@ -195,6 +195,7 @@ class FrameStackBuffer:
     Files (reference format): ``{prefix}_{action,reward,not_done,first_timestep}.npy``,
     ``{prefix}_replay_info.npy`` = [ptr, chunk] and the frames in chunks ``{prefix}_state_{end}.npy``
     covering rows [0, size] (size + 1 rows, the last one padding, as the reference writes it).
+    Converted datasets add ``{prefix}_valid.npy``, a per-row flag that sampling also requires.
     """
 
     def __init__(self, state_shape, capacity: int, batch_size: int, device, rng: np.random.Generator,
@@ -210,6 +211,7 @@ class FrameStackBuffer:
         self.ptr = 0
         self.size = 0
         self.wrapped = False  # has the write pointer come back to 0 (old data lies after it)?
+        self.valid: np.ndarray | None = None  # optional per-row sampling flags (converted DQN Replay data)
 
     def add(self, state, action, next_state, reward, not_done, first_timestep) -> None:
         i = self.ptr
@@ -242,7 +244,8 @@ class FrameStackBuffer:
         else:
             in_range = ind <= self.size - 2
         successor_is_new_episode = self.first_timestep[(ind + 1) % n].astype(bool)
-        return in_range & ~(successor_is_new_episode & (self.not_done[ind, 0] > 0))
+        ok = in_range & ~(successor_is_new_episode & (self.not_done[ind, 0] > 0))
+        return ok if self.valid is None else ok & self.valid[ind].astype(bool)
 
     def sample_indices(self, batch_size: int) -> np.ndarray:
         ind = self.rng.integers(0, self.size, batch_size)
@@ -283,6 +286,8 @@ class FrameStackBuffer:
         paths = [atomic_save_npy(f"{prefix}_{name}.npy", getattr(self, name)[:n])
                  for name in ("action", "reward", "not_done", "first_timestep")]
         paths.append(atomic_save_npy(f"{prefix}_replay_info.npy", np.array([self.ptr, chunk])))
+        if self.valid is not None:
+            paths.append(atomic_save_npy(f"{prefix}_valid.npy", self.valid[:n]))
         for start in range(0, n + 1, chunk):  # rows [0, n]: the reference writes one padding row
             end = min(start + chunk, n + 1)
             rows = self.frames[start:min(end, n)].cpu().numpy()
@@ -312,6 +317,9 @@ class FrameStackBuffer:
         self.action[:n] = _load(f"{prefix}_action.npy", how_to_create).reshape(n, 1)
         self.not_done[:n] = _load(f"{prefix}_not_done.npy", how_to_create).reshape(n, 1)
         self.first_timestep[:n] = _load(f"{prefix}_first_timestep.npy", how_to_create).reshape(n)
+        if os.path.exists(f"{prefix}_valid.npy"):  # only converted datasets have it
+            self.valid = np.zeros(self.capacity, np.uint8)
+            self.valid[:n] = _load(f"{prefix}_valid.npy", how_to_create).reshape(n)
         start = 0
         while start < n:
             end = min(start + chunk, n + 1)

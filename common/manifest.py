@@ -63,7 +63,7 @@ def begin(prefix: str) -> None:
         f.write("a buffer is being written here; if no process is writing it, it is incomplete\n")
 
 
-def finish(prefix: str, paths: list[str], cfg, info, buffer) -> str:
+def finish(prefix: str, paths: list[str], cfg, info, buffer, extra: dict | None = None) -> str:
     """Write the manifest (the last file of a buffer) and remove the in-progress marker."""
     state = buffer.state if hasattr(buffer, "state") else buffer.frames
     record = {
@@ -71,7 +71,7 @@ def finish(prefix: str, paths: list[str], cfg, info, buffer) -> str:
         "state_dtype": str(np.dtype(str(state.dtype).replace("torch.", ""))), "action_space": describe(info.action_space),
         "size": int(buffer.size), "ptr": int(buffer.ptr), "command": cfg.command,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "files": {os.path.basename(path): sha256(path) for path in paths},
+        "files": {os.path.basename(path): sha256(path) for path in paths}, **(extra or {}),
     }
     atomic_save_json(manifest_path(prefix), record)
     os.remove(marker_path(prefix))

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from common import checkpoint, manifest
+from common import checkpoint, datasets, manifest
 from common.envs import EnvInfo, make_env
 from common.errors import UserError
 from common.guards import FiniteGuard, Interrupted, stop_on_signals
@@ -398,11 +398,20 @@ def generate_buffer(cfg, family) -> dict[str, Any]:
 
 # --- stage 3 ------------------------------------------------------------------------------------
 def load_buffer(cfg, family, info: EnvInfo, device, rng):
-    """The saved buffer, checked against its manifest and this env; a clear error for every misfit."""
+    """The offline data: the saved buffer or ``--dataset``, checked against its manifest and this env;
+    a clear error for every misfit."""
     buffer = family.make_buffer(info, cfg, device, rng, 1)
-    prefix, how = buffer_prefix(cfg), command(cfg, "--generate_buffer")
-    manifest.verify(prefix, cfg, info, how)
-    buffer.load(prefix, how_to_create=how, mmap=cfg.mmap)
+    kind, location = datasets.parse(cfg.dataset) if getattr(cfg, "dataset", None) else (None, None)
+    if kind in ("d4rl", "minari"):
+        prefix, how = datasets.fill(buffer, cfg, info), f"a {kind} dataset recorded on {cfg.env}"
+    else:
+        if kind == "dqn_replay":
+            prefix = datasets.prepare_dqn_replay(cfg, info, location)
+            how = f"python main.py --env {cfg.env} --dataset {cfg.dataset} --ckpts {cfg.ckpts} (after deleting {prefix}_*)"
+        else:
+            prefix, how = buffer_prefix(cfg), command(cfg, "--generate_buffer")
+        manifest.verify(prefix, cfg, info, how)
+        buffer.load(prefix, how_to_create=how, mmap=cfg.mmap or kind == "dqn_replay")
     space = info.action_space
     if hasattr(space, "n") and buffer.action[:buffer.size].max() >= space.n:
         raise UserError(f"buffer {prefix} holds action {int(buffer.action[:buffer.size].max())}, but {cfg.env} has "
@@ -411,6 +420,19 @@ def load_buffer(cfg, family, info: EnvInfo, device, rng):
         raise UserError(f"--batch_size {cfg.batch_size} is larger than the buffer ({buffer.size} transitions); "
                         f"use a smaller --batch_size or a bigger buffer")
     return buffer
+
+
+def export_minari(cfg, family) -> int:
+    """``--export_minari DATASET_ID``: this setting's saved buffer as a Minari dataset."""
+    info = open_env(cfg, family)
+    buffer = load_buffer(cfg, family, info, get_device("cpu"), np.random.default_rng(cfg.seed))
+    if not hasattr(buffer, "next_state"):
+        raise UserError("--export_minari writes whole-transition buffers (vector and MinAtar states); Atari frame "
+                        "stacks are not supported")
+    episodes = datasets.export_minari(buffer, cfg.export_minari, cfg.env)
+    print(f"[export] {buffer.size} transitions in {episodes} episodes written as Minari dataset {cfg.export_minari}")
+    info.env.close()
+    return episodes
 
 
 def train_offline(cfg, family, algo: str = "BCQ") -> dict[str, Any]:
@@ -439,8 +461,9 @@ def train_offline(cfg, family, algo: str = "BCQ") -> dict[str, Any]:
         run.finish()  # the checkpoints go only once the final model is on disk
     finally:
         log.close()  # flush TensorBoard events even when interrupted
-    if isinstance(info.env.unwrapped, ItemRecommendation):
-        recommendation_report(cfg, algo, agent, info.env.unwrapped)
+    sim = getattr(info.env, "unwrapped", info.env)  # (the Atari preprocessing is no gymnasium wrapper)
+    if isinstance(sim, ItemRecommendation):
+        recommendation_report(cfg, algo, agent, sim)
     info.env.close()
     return {"stage": algo, "final_return": run.evaluations[-1], "evaluations": run.evaluations,
             "updates": agent.iterations, "seconds": time.time() - start}
