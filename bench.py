@@ -326,8 +326,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None, help="repeats per measurement (default 5, quick 3)")
     parser.add_argument("--num_envs", type=int, nargs="+", default=[16, 32], help="env counts to time generation with")
     parser.add_argument("--buffer_device", type=str, default="cpu", help="where the Atari buffer's frames live")
-    parser.add_argument("--only", nargs="+", choices=list(GROUPS), default=list(GROUPS),
-                        help="measure only these groups (each runs in a process of its own)")
+    parser.add_argument("--only", nargs="+", choices=list(GROUPS), default=DEFAULT_GROUPS,
+                        help="measure only these groups (each runs in a process of its own; dqn_replay, which "
+                             "writes ~7 KB per transition to disk, runs only when named)")
+    parser.add_argument("--replay_size", type=int, default=1_000_000, help="dqn_replay: transitions in the checkpoint")
+    parser.add_argument("--tmp_dir", type=str, default=None, help="dqn_replay: where to write it (default: the system's)")
     parser.add_argument("--default_malloc", action="store_true",
                         help="leave glibc's malloc settings alone (main.py keeps freed memory; this shows what that buys)")
     args = parser.parse_args()
@@ -342,8 +345,44 @@ def main() -> None:
     report.table()
 
 
+def bench_dqn_replay(report, args, device, scale):
+    """Converting a synthetic DQN Replay checkpoint (``--replay_size`` transitions, Pong-like frames:
+    a few hundred distinct images, so gzip compresses it as it does real frames): seconds, and the
+    converting process's peak RSS. Writes about 7 KB per transition to a temporary folder."""
+    import gzip
+    import tempfile
+
+    n = args.replay_size
+    with tempfile.TemporaryDirectory(dir=args.tmp_dir) as directory:
+        rng = np.random.default_rng(0)
+        images = rng.integers(0, 256, (256, 84, 84), dtype=np.uint8)
+        terminal = (rng.random(n) < 1 / 800).astype(np.uint8)
+        small = {"action": rng.integers(0, 6, n).astype(np.int32), "reward": rng.choice([-1.0, 0.0, 1.0], n).astype(np.float32),
+                 "terminal": terminal}
+        for name, array in small.items():
+            with gzip.open(os.path.join(directory, f"$store$_{name}_ckpt.0.gz"), "wb", compresslevel=1) as f:
+                np.save(f, array)
+        for name, array in (("add_count", np.array(n + n // 3)), ("invalid_range", np.arange(5) + n // 3 - 1)):
+            with gzip.open(os.path.join(directory, f"{name}_ckpt.0.gz"), "wb") as f:
+                np.save(f, array)
+        with gzip.open(os.path.join(directory, "$store$_observation_ckpt.0.gz"), "wb", compresslevel=1) as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": (n, 84, 84)})
+            for start in range(0, n, 10_000):
+                f.write(images[rng.integers(0, 256, min(10_000, n - start))].tobytes())
+        code = ("import resource, time, os, sys; sys.path.insert(0, os.getcwd())\n"
+                "from common.datasets import convert_dqn_replay\n"
+                f"t = time.time(); convert_dqn_replay({directory!r}, [0], os.path.join({directory!r}, 'out'), (84, 84), 4)\n"
+                "print(time.time() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+        child = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, check=True,
+                               cwd=os.path.dirname(os.path.abspath(__file__)))
+        seconds, peak_kib = child.stdout.split()[-2:]
+    report.add("dqn_replay", f"convert a {n}-transition checkpoint, seconds", [float(seconds)], 1, "s")
+    report.add("dqn_replay", "convert, peak RSS of the converting process", [int(peak_kib) / 2**20], 1, "GiB")
+
+
 GROUPS = {"atari_updates": atari_updates, "vector_updates": vector_updates, "sampling": bench_sampling,
-          "generation": bench_generation, "evaluation": bench_evaluation}
+          "generation": bench_generation, "evaluation": bench_evaluation, "dqn_replay": bench_dqn_replay}
+DEFAULT_GROUPS = ["atari_updates", "vector_updates", "sampling", "generation", "evaluation"]
 
 
 def run_group(group: str, report, args, device) -> None:

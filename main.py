@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument("--export_minari", type=str, default=None, metavar="DATASET_ID",
                        help="write this env and seed's saved buffer as a Minari dataset (vector/MinAtar states)")
     parser.add_argument("--sqv", action="store_true", help="stage 3 trains SQV instead of BCQ")
+    parser.add_argument("--aug", action="store_true",
+                        help="stage 3 trains BCQ on two augmented views without the swap (both on the mean target): "
+                             "the control that separates SQV's augmentation from its swap")
     parser.add_argument("--with_sqil", action="store_true", help="--pipeline also runs SQIL and adds its row")
     parser.add_argument("--env", type=str, default=None,
                         help="gymnasium id: CartPole-v1, MinAtar/Breakout-v1, PongNoFrameskip-v4, ALE/Pong-v5, "
@@ -103,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.sqv and args.aug:
+        parser.error("--sqv and --aug are two different offline algorithms; give one")
+    if args.aug and (args.train_behavioral or args.generate_buffer or args.sqil or args.hdqn or args.pipeline):
+        parser.error("--aug selects the offline algorithm; use it without a stage flag")
     if args.sqv and (args.train_behavioral or args.generate_buffer or args.sqil or args.hdqn):
         parser.error("--sqv selects the offline algorithm; use it without --train_behavioral/--generate_buffer/--sqil")
     if args.dataset and (args.train_behavioral or args.generate_buffer or args.pipeline or args.hdqn):
@@ -278,7 +285,7 @@ def main(argv=None) -> int:
             banner("train h-DQN", cfg)
             train_hdqn(cfg)
         else:
-            algo = "SQV" if cfg.sqv else "BCQ"
+            algo = "SQV" if cfg.sqv else "BCQaug" if cfg.aug else "BCQ"
             banner(f"train {algo}", cfg)
             stages.train_offline(cfg, family, algo)
     except Interrupted as err:

@@ -3,15 +3,15 @@
     python plot.py                       # reads ./results, writes ./plots
     python plot.py --results_dir runs1/results --out_dir figs
 
-Per env: `{env}.png` with BCQ and SQV learning curves (mean over seeds, shaded 95% percentile
+Per env: `{env}.png` with BCQ, BCQ+aug (`--aug`, where run) and SQV learning curves (mean over seeds, shaded 95% percentile
 bootstrap band over seeds) and the behavioral and buffer-policy returns as horizontal lines.
 Across envs: `summary.png` with SQV's relative improvement over BCQ per env, (SQV − BCQ) / |BCQ|
 of the seed-mean final returns, and the human-normalized final scores of Atari games; the IQM of
 human-normalized scores with stratified bootstrap CIs when Atari games are present. Where h-DQN
 runs exist (`hDQN_*_episodes.npy`): `{env}_episodes.png` with the extrinsic reward per training
 episode of h-DQN and of the flat DQN (`behavioral_*_episodes.npy`), moving averages over 1000. The table
-(`table.md`, also printed) gives, per env, mean ± std over seeds (n) of the behavioral, buffer, BCQ
-and SQV returns and the improvement.
+(`table.md`, also printed) gives, per env, mean ± std over seeds (n) of the behavioral, buffer, BCQ,
+BCQ+aug (when any env has it) and SQV returns and SQV's improvement over BCQ.
 """
 from __future__ import annotations
 
@@ -27,8 +27,9 @@ from common.io import atomic_open
 from common.scores import (bootstrap_mean_ci, human_normalized, iqm, relative_improvement,
                            stratified_bootstrap_ci)
 
-ALGOS = ("BCQ", "SQV")
-PATTERN = re.compile(r"^(BCQ|SQV|behavioral|buffer_returns)_(.+)_(-?\d+)\.npy$")
+ALGOS = ("BCQ", "SQV")                 # compared by the improvement and the Atari IQM
+CURVES = ("BCQ", "BCQaug", "SQV")      # drawn and tabulated where present (BCQaug: --aug)
+PATTERN = re.compile(r"^(BCQaug|BCQ|SQV|behavioral|buffer_returns)_(.+)_(-?\d+)\.npy$")
 
 
 def collect(results_dir: str) -> dict[str, dict[str, dict[int, np.ndarray]]]:
@@ -70,7 +71,7 @@ def summarize(found) -> list[dict]:
         row = {"env": env}
         per_kind = {"behavioral": final(kinds["behavioral"]) if kinds.get("behavioral") else None,
                     "buffer": buffer_means(kinds.get("buffer_returns")),
-                    **{algo: final(kinds[algo]) if kinds.get(algo) else None for algo in ALGOS}}
+                    **{algo: final(kinds[algo]) if kinds.get(algo) else None for algo in CURVES}}
         for key, values in per_kind.items():
             row[key] = None if values is None else (float(values.mean()), float(values.std()), len(values))
         row["improvement"] = (relative_improvement(row["SQV"][0], row["BCQ"][0])
@@ -82,12 +83,14 @@ def summarize(found) -> list[dict]:
 def markdown_table(rows: list[dict]) -> str:
     def cell(v):
         return "—" if v is None else f"{v[0]:.1f} ± {v[1]:.1f} ({v[2]})"
-    lines = ["| env | behavioral | buffer | BCQ | SQV | SQV vs BCQ |", "|---|---|---|---|---|---|"]
+    aug = any(r["BCQaug"] for r in rows)  # the --aug column only when some env has --aug runs
+    lines = [f"| env | behavioral | buffer | BCQ |{' BCQ+aug |' if aug else ''} SQV | SQV vs BCQ |",
+             "|---|---|---|---|---|---|" + ("---|" if aug else "")]
     for r in rows:
         imp = ("—" if r["improvement"] is None or not np.isfinite(r["improvement"])
                else f"{100 * r['improvement']:+.1f}%")  # undefined when BCQ's mean is 0
         lines.append(f"| {r['env']} | {cell(r['behavioral'])} | {cell(r['buffer'])} | {cell(r['BCQ'])} | "
-                     f"{cell(r['SQV'])} | {imp} |")
+                     + (f"{cell(r['BCQaug'])} | " if aug else "") + f"{cell(r['SQV'])} | {imp} |")
     return "\n".join(lines)
 
 
@@ -116,10 +119,10 @@ def plot_env(env: str, kinds, results_dir: str, path: str, rng) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     axes = {algo: eval_steps(results_dir, algo, env, min(kinds[algo]), min(len(r) for r in kinds[algo].values()))
-            for algo in ALGOS if kinds.get(algo)}
+            for algo in CURVES if kinds.get(algo)}
     use_iterations = all(label == "training iterations" for _, label in axes.values())
     xlabel = "training iterations" if use_iterations else "evaluation"
-    for algo, color in zip(ALGOS, ("tab:blue", "tab:orange")):
+    for algo, color in zip(CURVES, ("tab:blue", "tab:green", "tab:orange")):
         runs = kinds.get(algo)
         if not runs:
             continue

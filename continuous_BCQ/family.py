@@ -12,7 +12,7 @@ from common.envs import VECTOR, EnvInfo
 from common.errors import UserError
 from continuous_BCQ.bcq import BCQ
 from continuous_BCQ.ddpg import DDPG
-from continuous_BCQ.sqv import SQV
+from continuous_BCQ.sqv import SQV, BCQAug
 
 BEHAVIORAL = "DDPG"
 
@@ -69,6 +69,7 @@ def item_embeddings(info: EnvInfo, cfg) -> np.ndarray | None:
 
 def offline_agent(algo: str, info: EnvInfo, cfg, device, buffer):
     items = item_embeddings(info, cfg)
-    if algo == "SQV":
-        return SQV(*dims(info), cfg, device, augment=make_augmentation(info.kind, cfg, buffer, device), items=items)
+    if algo in ("SQV", "BCQaug"):  # BCQaug: --aug, the same views without the swap
+        learner = SQV if algo == "SQV" else BCQAug
+        return learner(*dims(info), cfg, device, augment=make_augmentation(info.kind, cfg, buffer, device), items=items)
     return BCQ(*dims(info), cfg, device, items=items)

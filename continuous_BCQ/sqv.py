@@ -18,12 +18,20 @@ class SQV(BCQ):
     The VAE and the actor train on the un-augmented batch, as in BCQ.
     """
 
+    swap = True
+
     def __init__(self, state_dim, action_dim, max_action, cfg, device, augment=None, items=None):
         super().__init__(state_dim, action_dim, max_action, cfg, device, items)
         self.augment = augment
 
     def critic_loss(self, batch: Batch) -> torch.Tensor:
-        state, y_swapped = swapped_views(batch, self.augment, self.target)
+        state, y = swapped_views(batch, self.augment, self.target, self.swap)
         q1, q2 = self.critic(state, batch.action.repeat(2, 1))
         # per-view means summed over the two equal views = 2 × the mean over both
-        return 2 * (F.mse_loss(q1, y_swapped) + F.mse_loss(q2, y_swapped))
+        return 2 * (F.mse_loss(q1, y) + F.mse_loss(q2, y))
+
+
+class BCQAug(SQV):
+    """``--aug``: the critics learn from the two views without the swap, both regressing on (y₁ + y₂) / 2."""
+
+    swap = False

@@ -12,7 +12,7 @@ from common.errors import UserError
 from discrete_SQV.bcq import BCQ
 from discrete_SQV.dqn import DQN
 from discrete_SQV.sqil import SQIL, DemoMix
-from discrete_SQV.sqv import SQV
+from discrete_SQV.sqv import SQV, BCQAug
 
 BEHAVIORAL = "DQN"
 __all__ = ["BEHAVIORAL", "DemoMix", "behavioral_agent", "check_env", "make_buffer", "offline_agent", "sqil_agent"]
@@ -37,9 +37,10 @@ def behavioral_agent(info: EnvInfo, cfg, device) -> DQN:
 
 
 def offline_agent(algo: str, info: EnvInfo, cfg, device, buffer):
-    if algo == "SQV":
-        return SQV(info.kind, info.state_shape, info.action_space.n, cfg, device,
-                   augment=make_augmentation(info.kind, cfg, buffer, device))
+    if algo in ("SQV", "BCQaug"):  # BCQaug: --aug, the same views without the swap
+        learner = SQV if algo == "SQV" else BCQAug
+        return learner(info.kind, info.state_shape, info.action_space.n, cfg, device,
+                       augment=make_augmentation(info.kind, cfg, buffer, device))
     return BCQ(info.kind, info.state_shape, info.action_space.n, cfg, device)
 
 

@@ -16,10 +16,19 @@ class SQV(BCQ):
     that of two separate passes). Acting and target updates are BCQ's.
     """
 
+    swap = True
+
     def __init__(self, kind, state_shape, num_actions, cfg, device, augment=None):
         super().__init__(kind, state_shape, num_actions, cfg, device)
         self.augment = augment
 
     def loss(self, batch: Batch):
-        state, y_swapped = swapped_views(batch, self.augment, self.target)
-        return self.bcq_loss(state, batch.action.repeat(2, 1), y_swapped, views=2)
+        state, y = swapped_views(batch, self.augment, self.target, self.swap)
+        return self.bcq_loss(state, batch.action.repeat(2, 1), y, views=2)
+
+
+class BCQAug(SQV):
+    """``--aug``: SQV without the swap, the control that separates augmentation from swapping.
+    Both views regress on the average of their two targets, (y₁ + y₂) / 2 (DrQ, Kostrikov et al. 2020)."""
+
+    swap = False

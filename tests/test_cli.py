@@ -60,7 +60,10 @@ def test_every_stage_end_to_end(env, tmp_path):
     if env == "Pendulum-v1":  # its episodes only ever end by the time limit: never a terminal
         not_done = np.load(tmp_path / "buffers" / f"{name}_{setting}_not_done.npy")
         assert not_done.min() == 1.0 and len(not_done) == 300
-    for algo, extra in (("BCQ", []), ("SQV", ["--sqv", "--mmap"])):  # SQV reads the buffer memory-mapped
+    offline = [("BCQ", []), ("SQV", ["--sqv", "--mmap"])]  # SQV reads the buffer memory-mapped
+    if env in ("CartPole-v1", "MinAtar/Breakout-v1", "PongNoFrameskip-v4", "Pendulum-v1"):
+        offline.append(("BCQaug", ["--aug"]))  # the augmentation-only control
+    for algo, extra in offline:
         log = ok(*flags, *extra)
         assert f"[{algo}]" in log and loss_name in log
         returns = np.load(tmp_path / "results" / f"{algo}_{setting}.npy")

@@ -10,7 +10,7 @@ from common.buffers import Batch
 from discrete_SQV.bcq import BCQ, allowed_actions, masked_argmax
 from discrete_SQV.dqn import DQN
 from common.params import defaults
-from discrete_SQV.sqv import SQV
+from discrete_SQV.sqv import SQV, BCQAug
 
 
 def config(**overrides):
@@ -119,23 +119,32 @@ def test_sqv_loss_equals_swapped_formula_by_hand():
     batch = Batch(torch.tensor([s], dtype=torch.float32).T, torch.tensor([a]).T,
                   torch.tensor([ns], dtype=torch.float32).T, torch.tensor([r]).T, torch.tensor([m]).T)
 
-    def by_hand(swap: bool) -> float:
+    def by_hand(target: str, target_rows=target_rows) -> float:
         total = 0.0
         for b in range(2):
             s1, s2 = (s[b] + shifts[0]) % 4, (s[b] + shifts[1]) % 4
             ns1, ns2 = (ns[b] + shifts[2]) % 4, (ns[b] + shifts[3]) % 4
             y1 = hand_bcq_target(q_rows[ns1], logit_rows[ns1], target_rows[ns1], r[b], m[b], gamma)
             y2 = hand_bcq_target(q_rows[ns2], logit_rows[ns2], target_rows[ns2], r[b], m[b], gamma)
-            if swap:  # view 1 regresses on y₂, view 2 on y₁
+            if target == "swap":  # SQV: view 1 regresses on y₂, view 2 on y₁
                 y1, y2 = y2, y1
+            elif target == "average":  # --aug: both views on (y₁ + y₂) / 2
+                y1 = y2 = (y1 + y2) / 2
             h1, n1, reg1 = hand_bcq_terms(q_rows[s1], logit_rows[s1], a[b], y1)
             h2, n2, reg2 = hand_bcq_terms(q_rows[s2], logit_rows[s2], a[b], y2)
             total += (h1 + h2 + n1 + n2 + 0.01 * (reg1 + reg2)) / 2  # per-view means over B = 2
         return total
 
     loss, _ = agent.loss(batch)
-    assert loss.item() == pytest.approx(by_hand(swap=True), rel=1e-6)
-    assert abs(by_hand(swap=False) - by_hand(swap=True)) > 1e-3  # the swap matters on this batch
+    assert loss.item() == pytest.approx(by_hand("swap"), rel=1e-6)
+    assert abs(by_hand("own") - by_hand("swap")) > 1e-3  # the swap matters on this batch
+    # --aug: small targets keep the Huber loss quadratic, where averaging differs from each view's own target
+    small = [[v / 20 for v in row] for row in target_rows]
+    aug = BCQAug("vector", (1,), 3, config(discount=gamma), "cpu")
+    aug.Q, aug.Q_target, aug.augment = agent.Q, Table(small, logit_rows), agent.augment
+    values = {t: by_hand(t, small) for t in ("swap", "average", "own")}
+    assert aug.loss(batch)[0].item() == pytest.approx(values["average"], rel=1e-6)
+    assert abs(values["average"] - values["own"]) > 1e-3 and abs(values["average"] - values["swap"]) > 1e-3
 
 
 def test_epsilon_schedule_and_target_updates():

@@ -70,3 +70,16 @@ def test_iqm_uses_games_both_algorithms_have_and_empty_buffers_are_skipped(tmp_p
     pong = {r["env"]: r for r in report["rows"]}["PongNoFrameskip-v4"]
     assert pong["buffer"] == pytest.approx((1.0, 0.0, 1))
     assert "nan" not in report["markdown"]
+
+
+def test_aug_runs_get_their_own_column_and_curve(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    write_results(results, "CartPole-v1", [0, 1], [100, 200], [150, 250], [500, 500], [[10], [30]])
+    for seed, value in ((0, 120.0), (1, 180.0)):
+        np.save(results / f"BCQaug_CartPole-v1_{seed}.npy", np.array([value / 2, value]))
+    report = make_report(str(results), str(tmp_path / "plots"))
+    assert report["rows"][0]["BCQaug"] == pytest.approx((150.0, 30.0, 2))
+    table = (tmp_path / "plots" / "table.md").read_text()
+    assert "| env | behavioral | buffer | BCQ | BCQ+aug | SQV | SQV vs BCQ |" in table
+    assert "| 150.0 ± 50.0 (2) | 150.0 ± 30.0 (2) | 200.0 ± 50.0 (2) | +33.3% |" in table
