@@ -1,0 +1,232 @@
+"""Sweeps: a grid of envs × seeds × algorithms run as main.py stages, on Ray.
+
+    python sweep.py configs/minatar_study.yaml                 # a local Ray (workers = cores / cpus per run)
+    python sweep.py CONFIG.yaml --ray_address auto             # an existing Ray cluster
+    python sweep.py CONFIG.yaml --dry_run                      # print the runs and their order
+    python sweep.py CONFIG.yaml --no_ray                       # one run after another, without Ray
+
+The config (YAML) names ``out_dir``, ``envs``, ``seeds``, ``algos`` (bcq, bcq-aug, sqv, sqil), the
+flags of every run (``flags``), per stage (``stages: {behavioral, buffer, offline}``) and per env
+(``env_flags``), and ``resources`` per run (``num_cpus``, ``num_gpus``). Each env × seed trains one
+behavioral agent and generates one buffer, which every algorithm of that env × seed then shares
+(Ray starts a run once the runs it needs have succeeded). A run that succeeded leaves
+``{out_dir}/sweep/{run}.done`` and is skipped next time; offline and behavioral runs are started
+with ``--resume``, so an interrupted sweep continues from the runs' checkpoints. Each run's
+output goes to ``{out_dir}/sweep/{run}.log``. At the end the results table and plots are made
+(``plot.py``) from ``{out_dir}/results``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+ALGO_FLAGS = {"bcq": [], "bcq-aug": ["--aug"], "sqv": ["--sqv"], "sqil": ["--sqil"]}
+
+
+@dataclass
+class Run:
+    name: str               # e.g. "sqv__CartPole-v1__0"
+    stage: str              # behavioral, buffer or offline
+    argv: list[str]         # main.py's arguments
+    needs: list[str] = field(default_factory=list)
+
+
+def load_config(path: str) -> dict:
+    import yaml
+
+    try:
+        with open(path) as f:
+            config = yaml.safe_load(f)
+    except OSError as err:
+        raise SystemExit(f"error: cannot read sweep config {path} ({err.strerror})")
+    except yaml.YAMLError as err:
+        raise SystemExit(f"error: sweep config {path} is not valid YAML ({str(err).splitlines()[0]})")
+    missing = [k for k in ("out_dir", "envs", "seeds", "algos") if k not in (config or {})]
+    if missing:
+        raise SystemExit(f"error: sweep config {path} lacks '{missing[0]}' (see sweep.py --help)")
+    unknown = [a for a in config["algos"] if a not in ALGO_FLAGS]
+    if unknown:
+        raise SystemExit(f"error: sweep config {path}: unknown algorithm '{unknown[0]}'; use {', '.join(ALGO_FLAGS)}")
+    return config
+
+
+def as_flags(values: dict | None) -> list[str]:
+    flags = []
+    for key, value in (values or {}).items():
+        if value is True:
+            flags.append(f"--{key}")
+        elif value is not False and value is not None:
+            flags += [f"--{key}", str(value)]
+    return flags
+
+
+def expand(config: dict) -> list[Run]:
+    """Every run of the grid, each after the runs it needs (behavioral → buffer → offline)."""
+    runs = []
+    stages = config.get("stages", {})
+    for env in config["envs"]:
+        for seed in config["seeds"]:
+            common = ["--env", env, "--seed", str(seed), "--out_dir", config["out_dir"],
+                      *as_flags(config.get("flags")), *as_flags(config.get("env_flags", {}).get(env))]
+            tag = f"{env.replace('/', '_')}__{seed}"
+            behavioral, buffer = f"behavioral__{tag}", f"buffer__{tag}"
+            runs.append(Run(behavioral, "behavioral",
+                            ["--train_behavioral", *common, *as_flags(stages.get("behavioral")), "--resume"]))
+            runs.append(Run(buffer, "buffer", ["--generate_buffer", *common, *as_flags(stages.get("buffer"))],
+                            [behavioral]))
+            for algo in config["algos"]:
+                stage = "sqil" if algo == "sqil" else "offline"
+                runs.append(Run(f"{algo}__{tag}", stage,
+                                [*ALGO_FLAGS[algo], *common, *as_flags(stages.get(stage)), "--resume"], [buffer]))
+    return runs
+
+
+def marker(out_dir: str, run: Run) -> str:
+    return os.path.join(out_dir, "sweep", f"{run.name}.done")
+
+
+def execute(run: Run, out_dir: str, threads: int) -> tuple[bool, str]:
+    """Run one stage as a subprocess (``threads`` OpenMP threads); (succeeded, one-line message)."""
+    os.makedirs(os.path.join(out_dir, "sweep"), exist_ok=True)
+    log_path = os.path.join(out_dir, "sweep", f"{run.name}.log")
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    start = time.time()
+    with open(log_path, "w") as log:
+        code = subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), *run.argv], stdout=log,
+                              stderr=subprocess.STDOUT, env=env, cwd=ROOT).returncode
+    if code != 0:
+        with open(log_path) as f:
+            lines = [line.strip() for line in f if line.strip()]
+        return False, f"exit {code}: {lines[-1] if lines else 'no output'} (log: {log_path})"
+    with open(marker(out_dir, run), "w") as f:
+        f.write(f"{' '.join(run.argv)}\n{time.time() - start:.1f} s\n")
+    return True, f"{time.time() - start:.0f} s"
+
+
+class Progress:
+    def __init__(self, total: int, skipped: int):
+        self.total, self.done, self.failed, self.running = total, skipped, [], set()
+
+    def show(self) -> None:
+        print(f"[sweep] {self.done}/{self.total} done, {len(self.running)} running, {len(self.failed)} failed",
+              flush=True)
+
+
+def run_sequential(runs: list[Run], out_dir: str, progress: Progress, threads: int) -> None:
+    ok: dict[str, bool] = {}
+    for run in runs:
+        if os.path.exists(marker(out_dir, run)):
+            ok[run.name] = True
+            continue
+        if not all(ok.get(need, False) for need in run.needs):
+            progress.failed.append((run.name, f"not run: {', '.join(n for n in run.needs if not ok.get(n))} failed"))
+            ok[run.name] = False
+            continue
+        progress.running = {run.name}
+        succeeded, message = execute(run, out_dir, threads)
+        progress.running = set()
+        ok[run.name] = succeeded
+        if succeeded:
+            progress.done += 1
+        else:
+            progress.failed.append((run.name, message))
+        progress.show()
+
+
+def run_ray(runs: list[Run], out_dir: str, progress: Progress, args, resources: dict) -> None:
+    import ray
+
+    cpus = float(resources.get("num_cpus", 1))
+    gpus = float(resources.get("num_gpus", 0))
+    runtime_env = {"env_vars": {"PYTHONPATH": ROOT}}  # workers import this module
+    if args.ray_address:
+        ray.init(address=args.ray_address, log_to_driver=False, runtime_env=runtime_env)
+    else:
+        ray.init(num_cpus=args.num_cpus or os.cpu_count(), log_to_driver=False, include_dashboard=False,
+                 runtime_env=runtime_env)
+    threads = max(1, int(cpus))
+
+    @ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)
+    def task(run: Run, *upstream: tuple[bool, str]) -> tuple[bool, str]:
+        failed = [message for succeeded, message in upstream if not succeeded]
+        if failed:
+            return False, f"not run: a run it needs failed ({failed[0][:120]})"
+        return execute(run, out_dir, threads)
+
+    refs, names = {}, {}
+    done_already = {run.name for run in runs if os.path.exists(marker(out_dir, run))}
+    finished_ok = ray.put((True, "done earlier"))
+    for run in runs:
+        if run.name in done_already:
+            refs[run.name] = finished_ok
+            continue
+        refs[run.name] = task.remote(run, *(refs[need] for need in run.needs))
+        names[refs[run.name]] = run.name
+    pending = list(names)
+    progress.running = {names[r] for r in pending}
+    progress.show()
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1, timeout=30.0)
+        for ref in ready:
+            succeeded, message = ray.get(ref)
+            if succeeded:
+                progress.done += 1
+            else:
+                progress.failed.append((names[ref], message))
+        progress.running = {names[r] for r in pending}
+        progress.show()
+    ray.shutdown()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", help="the sweep's YAML config")
+    parser.add_argument("--ray_address", default=None, help="an existing Ray cluster (e.g. auto); default: a local Ray")
+    parser.add_argument("--num_cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
+    parser.add_argument("--no_ray", action="store_true", help="run one stage after another in this process")
+    parser.add_argument("--dry_run", action="store_true", help="print the runs in order and stop")
+    args = parser.parse_args(argv)
+    config = load_config(args.config)
+    runs = expand(config)
+    out_dir = config["out_dir"]
+    if args.dry_run:
+        for run in runs:
+            state = "done" if os.path.exists(marker(out_dir, run)) else "to run"
+            print(f"{run.name:<48} {state:<7} python main.py {' '.join(run.argv)}")
+        return 0
+    skipped = sum(os.path.exists(marker(out_dir, run)) for run in runs)
+    progress = Progress(len(runs), skipped)
+    print(f"[sweep] {len(runs)} runs, {skipped} already done; logs in {os.path.join(out_dir, 'sweep')}")
+    resources = config.get("resources", {})
+    if args.no_ray:
+        run_sequential(runs, out_dir, progress, max(1, int(resources.get("num_cpus", 1))))
+    else:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            print("error: Ray is not installed: pip install -r requirements-sweep.txt (or use --no_ray)",
+                  file=sys.stderr)
+            return 2
+        run_ray(runs, out_dir, progress, args, resources)
+    for name, message in progress.failed:
+        print(f"[sweep] FAILED {name}: {message}")
+    results = os.path.join(out_dir, "results")
+    if os.path.isdir(results) and any(name.endswith(".npy") for name in os.listdir(results)):
+        sys.path.insert(0, ROOT)
+        from plot import make_report
+
+        try:
+            report = make_report(results, os.path.join(out_dir, "plots"))
+            print(f"[sweep] plots: {', '.join(report['figures'])}; table: {report['table']}")
+        except FileNotFoundError as err:
+            print(f"[sweep] no table: {err}")
+    return 1 if progress.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Sweeps: grid expansion and order, skipping finished runs, resuming, and a real local Ray sweep."""
+import os
+
+import numpy as np
+import pytest
+
+import sweep
+
+CONFIG = """
+out_dir: {out}
+envs: [CartPole-v1, DiscreteStochasticDecisionProcess-v0]
+seeds: [0, 1]
+algos: [bcq, sqv]
+flags: {{eval_episodes: 1, batch_size: 16, num_envs: 2}}
+stages:
+  behavioral: {{max_timesteps: 200, start_timesteps: 100, eval_freq: 200}}
+  buffer: {{max_timesteps: 200}}
+  offline: {{max_timesteps: 40, eval_freq: 20}}
+resources: {{num_cpus: 1}}
+"""
+
+
+def write_config(tmp_path, text=CONFIG):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text.format(out=tmp_path / "out"))
+    return str(path)
+
+
+def test_grid_expands_with_one_buffer_per_env_and_seed_before_its_algorithms(tmp_path):
+    runs = sweep.expand(sweep.load_config(write_config(tmp_path)))
+    assert len(runs) == 2 * 2 * (2 + 2)
+    names = [r.name for r in runs]
+    position = {n: i for i, n in enumerate(names)}
+    for run in runs:
+        assert all(position[need] < position[run.name] for need in run.needs)
+    sqv = next(r for r in runs if r.name == "sqv__CartPole-v1__1")
+    assert sqv.needs == ["buffer__CartPole-v1__1"] and "--sqv" in sqv.argv and "--resume" in sqv.argv
+    assert sqv.argv[sqv.argv.index("--max_timesteps") + 1] == "40"
+    buffer = next(r for r in runs if r.name == "buffer__CartPole-v1__1")
+    assert buffer.needs == ["behavioral__CartPole-v1__1"] and "--generate_buffer" in buffer.argv
+    assert sum(r.stage == "buffer" for r in runs) == 4  # shared by both algorithms
+
+
+def test_bad_configs_are_one_line_errors(tmp_path):
+    with pytest.raises(SystemExit, match="lacks 'algos'"):
+        sweep.load_config(write_config(tmp_path, "out_dir: x\nenvs: [a]\nseeds: [0]\n"))
+    with pytest.raises(SystemExit, match="unknown algorithm 'cql'"):
+        sweep.load_config(write_config(tmp_path, "out_dir: x\nenvs: [a]\nseeds: [0]\nalgos: [cql]\n"))
+
+
+def test_finished_runs_are_skipped_and_failures_stop_only_their_dependents(tmp_path, monkeypatch, capsys):
+    calls, broken = [], {"behavioral__CartPole-v1__0"}  # fails once, as if interrupted or out of memory
+
+    def fake(run, out_dir, threads):
+        calls.append(run.name)
+        if run.name in broken:
+            broken.discard(run.name)
+            return False, "exit 1: error: something broke"
+        with open(sweep.marker(out_dir, run), "w") as f:
+            f.write("ok\n")
+        return True, "0 s"
+
+    os.makedirs(tmp_path / "out" / "sweep")
+    monkeypatch.setattr(sweep, "execute", fake)
+    config = write_config(tmp_path)
+    assert sweep.main([config, "--no_ray"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED behavioral__CartPole-v1__0: exit 1: error: something broke" in out
+    assert "FAILED sqv__CartPole-v1__0: not run: buffer__CartPole-v1__0 failed" in out
+    assert "buffer__CartPole-v1__0" not in calls and len(calls) == 1 + 3 * 4  # the other env × seeds all ran
+    calls.clear()
+    assert sweep.main([config, "--no_ray"]) == 0  # only what had not finished runs again
+    assert calls == ["behavioral__CartPole-v1__0", "buffer__CartPole-v1__0", "bcq__CartPole-v1__0",
+                     "sqv__CartPole-v1__0"]
+    assert "16 runs, 12 already done" in capsys.readouterr().out
+
+
+def test_local_ray_sweep_end_to_end(tmp_path, capsys):
+    config = write_config(tmp_path)
+    assert sweep.main([config, "--num_cpus", "2"]) == 0, capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "16/16 done, 0 running, 0 failed" in out
+    results = tmp_path / "out" / "results"
+    for env in ("CartPole-v1", "DiscreteStochasticDecisionProcess-v0"):
+        for seed in (0, 1):
+            for algo in ("BCQ", "SQV"):
+                assert np.load(results / f"{algo}_{env}_{seed}.npy").shape == (2,)
+    assert (tmp_path / "out" / "plots" / "table.md").is_file()
+    assert sweep.main([config, "--num_cpus", "2"]) == 0  # everything finished: nothing runs
+    assert "16 runs, 16 already done" in capsys.readouterr().out
