@@ -49,6 +49,7 @@ def load_config(path: str) -> dict:
     missing = [k for k in ("out_dir", "envs", "seeds", "algos") if k not in (config or {})]
     if missing:
         raise SystemExit(f"error: sweep config {path} lacks '{missing[0]}' (see sweep.py --help)")
+    config["out_dir"] = os.path.abspath(config["out_dir"])  # one place for runs, markers and results
     unknown = [a for a in config["algos"] if a not in ALGO_FLAGS]
     if unknown:
         raise SystemExit(f"error: sweep config {path}: unknown algorithm '{unknown[0]}'; use {', '.join(ALGO_FLAGS)}")
@@ -143,6 +144,12 @@ def run_ray(runs: list[Run], out_dir: str, progress: Progress, args, resources: 
 
     cpus = float(resources.get("num_cpus", 1))
     gpus = float(resources.get("num_gpus", 0))
+    if gpus and not args.ray_address:
+        import torch
+
+        if torch.cuda.device_count() < gpus:
+            raise SystemExit(f"error: the config asks for {gpus:g} GPU per run but this machine has "
+                             f"{torch.cuda.device_count()}; set resources.num_gpus: 0 or use --ray_address")
     runtime_env = {"env_vars": {"PYTHONPATH": ROOT}}  # workers import this module
     if args.ray_address:
         ray.init(address=args.ray_address, log_to_driver=False, runtime_env=runtime_env)
@@ -173,7 +180,10 @@ def run_ray(runs: list[Run], out_dir: str, progress: Progress, args, resources: 
     while pending:
         ready, pending = ray.wait(pending, num_returns=1, timeout=30.0)
         for ref in ready:
-            succeeded, message = ray.get(ref)
+            try:
+                succeeded, message = ray.get(ref)
+            except ray.exceptions.RayError as err:  # the task died (out of memory, a crashed worker)
+                succeeded, message = False, f"Ray: {str(err).splitlines()[0][:160]}"
             if succeeded:
                 progress.done += 1
             else:

@@ -55,7 +55,7 @@ def shift_window(window: StackWindow, copies: int, offsets: torch.Tensor, pad: i
     history, hp, wp = depth - 1, h + 2 * pad, w + 2 * pad
     padded = replicate_pad(frames, pad)
     device = frames.device
-    first_frame = torch.tensor([1, 0], device=device).repeat_interleave(copies * b)  # s: frames 1..H; s': 0..H-1
+    first_frame = (torch.arange(2 * copies * b, device=device) < copies * b).long()  # s: frames 1..H; s': 0..H-1
     sample = torch.arange(b, device=device).repeat(2 * copies)
     offsets = offsets.to(device)
     starts = (sample * depth + first_frame) * (hp * wp) + offsets[:, 0] * wp + offsets[:, 1]

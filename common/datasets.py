@@ -22,6 +22,7 @@ import numpy as np
 from common.errors import UserError
 
 FORMATS = ("dqn_replay", "d4rl", "minari")
+DOPAMINE_STACK = 4  # frames per state in the DQN Replay Dataset
 STORE = ("observation", "action", "reward", "terminal")
 
 
@@ -160,11 +161,18 @@ def convert_dqn_replay(directory: str, ckpts: list[int], prefix: str, frame_shap
     n = sum(len(order) for _, _, order, _ in segments)
     if n < 2:
         raise UserError(f"DQN Replay checkpoints {ckpts} in {directory} hold {n} transitions; nothing to train on")
+    if not any(valid[order].any() for _, _, order, valid in segments):
+        raise UserError(f"DQN Replay checkpoints {ckpts} in {directory} hold no transition Dopamine would sample")
+    from common.manifest import check_free_space
+
+    row_bytes = int(np.prod(frame_shape)) + 8 + 4 + 4 + 1 + 1
+    check_free_space(os.path.dirname(prefix) or ".", n * row_bytes, f"converting {n} DQN Replay transitions")
     files = {name: np.empty(n, dtype) for name, dtype in
              (("action", np.int64), ("reward", np.float32), ("not_done", np.float32), ("valid", np.uint8))}
-    frames = ChunkWriter(prefix, n, frame_shape, chunk)
+    frames = ChunkWriter()
     offset = 0
     try:
+        frames.open(prefix, n, frame_shape, chunk)
         for ckpt, arrays, order, valid in segments:
             rows = slice(offset, offset + len(order))
             files["action"][rows] = arrays["action"][order]
@@ -185,6 +193,10 @@ def convert_dqn_replay(directory: str, ckpts: list[int], prefix: str, frame_shap
                 stream.close()
             offset += len(order)
         paths = frames.finish()
+    except OSError as err:  # the disk filled up or went away while writing
+        frames.abort()
+        raise UserError(f"writing the converted buffer {prefix}_* failed ({err.strerror or err}); "
+                        "free some space or choose another --out_dir") from None
     except BaseException:
         frames.abort()
         raise
@@ -202,18 +214,21 @@ class ChunkWriter:
     format's padding row) written in place by row: a block of rows goes straight to its offsets, so
     converting never holds more than one block. Written under temporary names, renamed by `finish`."""
 
-    def __init__(self, prefix: str, n: int, frame_shape: tuple, chunk: int):
+    def __init__(self):
+        self.files: list[tuple[str, str, int, int]] = []  # (path, temporary path, header bytes, descriptor)
+
+    def open(self, prefix: str, n: int, frame_shape: tuple, chunk: int) -> None:
         self.row_bytes = int(np.prod(frame_shape))
-        self.chunk, self.files = chunk, []
+        self.chunk = chunk
         for start in range(0, n + 1, chunk):
             end = min(start + chunk, n + 1)
             path = f"{prefix}_state_{end}.npy"
             tmp = f"{os.path.dirname(path) or '.'}/.{os.path.basename(path)}.tmp"
             header = _npy_header((end - start, *frame_shape))
-            with open(tmp, "wb") as f:
-                f.write(header)
-                f.truncate(len(header) + (end - start) * self.row_bytes)  # zeros, sparse until written
-            self.files.append((path, tmp, len(header), os.open(tmp, os.O_WRONLY)))
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            self.files.append((path, tmp, len(header), fd))
+            os.write(fd, header)
+            os.ftruncate(fd, len(header) + (end - start) * self.row_bytes)  # zeros, sparse until written
 
     def scatter(self, rows: np.ndarray, block: np.ndarray) -> None:
         """Write ``block[i]`` to buffer row ``rows[i]`` (rows < 0 are skipped), run by run."""
@@ -230,20 +245,28 @@ class ChunkWriter:
                       header + (first % self.chunk) * self.row_bytes)
 
     def finish(self) -> list[str]:
-        paths = []
-        for path, tmp, _, fd in self.files:
+        for _, _, _, fd in self.files:
             os.fsync(fd)
+        for _, _, _, fd in self.files:
             os.close(fd)
+        self.files = [(path, tmp, header, -1) for path, tmp, header, _ in self.files]
+        for path, tmp, _, _ in self.files:
             os.replace(tmp, path)
-            paths.append(path)
+        paths = [path for path, _, _, _ in self.files]
         self.files = []
         return paths
 
     def abort(self) -> None:
-        for _, tmp, _, fd in self.files:
-            os.close(fd)
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        """Close and remove whatever was written (renamed chunk files too: the manifest marker stays)."""
+        for path, tmp, _, fd in self.files:
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            for name in (tmp, path):
+                if os.path.exists(name):
+                    os.remove(name)
         self.files = []
 
 
@@ -291,6 +314,9 @@ def prepare_dqn_replay(cfg, info, directory: str) -> str:
     if not os.path.isdir(directory):
         raise UserError(f"--dataset dqn_replay:{directory}: no such folder (expected Dopamine's replay_logs folder)")
     ckpts = parse_ckpts(getattr(cfg, "ckpts", None))
+    if cfg.state_history != DOPAMINE_STACK:
+        raise UserError(f"--dataset dqn_replay: the DQN Replay Dataset was written with stacks of {DOPAMINE_STACK} "
+                        f"frames (its zero padding is {DOPAMINE_STACK - 1} frames); drop --state_history {cfg.state_history}")
     prefix = dqn_replay_prefix(cfg, directory, ckpts)
     source = source_record(directory, ckpts)
     try:
@@ -301,8 +327,6 @@ def prepare_dqn_replay(cfg, info, directory: str) -> str:
     except (OSError, ValueError):
         pass
     frame_shape = (cfg.frame_size, cfg.frame_size)
-    nbytes = sum(os.path.getsize(dopamine_path(directory, "terminal", c)) for c in ckpts)  # rough lower bound
-    manifest.check_free_space(os.path.dirname(prefix), nbytes, "converting DQN Replay")
     print(f"[dataset] converting DQN Replay checkpoints {ckpts} of {directory} into {prefix}_* (once)")
     start = time.time()
     manifest.begin(prefix)
@@ -329,6 +353,15 @@ def fill(buffer, cfg, info) -> str:
     if state.shape[1:] != want_state:
         raise UserError(f"--dataset {cfg.dataset}: observations of shape {state.shape[1:]}, but {cfg.env} has "
                         f"{want_state}: was it recorded on another env?")
+    if len(state) == 0:
+        raise UserError(f"--dataset {cfg.dataset} holds no usable transition")
+    per_row = int(np.prod(action.shape[1:]))
+    if per_row != int(np.prod(want_action)):
+        raise UserError(f"--dataset {cfg.dataset}: actions of shape {action.shape[1:]}, but {cfg.env} takes "
+                        f"{want_action}: was it recorded on another env?")
+    discrete = np.issubdtype(buffer.action.dtype, np.integer)
+    if discrete and not (np.issubdtype(action.dtype, np.integer) or np.array_equal(action, np.round(action))):
+        raise UserError(f"--dataset {cfg.dataset} has continuous actions, but {cfg.env} has discrete ones")
     action = action.reshape(len(action), *want_action)
     buffer.__init__(want_state, len(state), buffer.batch_size, buffer.device, buffer.rng, buffer.state.dtype,
                     want_action, buffer.action.dtype)
@@ -408,13 +441,16 @@ def export_minari(buffer, dataset_id: str, env_id: str) -> int:
     """Write a whole-transition buffer as a Minari dataset; returns the number of episodes. An episode
     ends at a terminal, where s' of a row is not the next row's s (a time limit or another env's
     episode), or at the buffer's end."""
-    import minari
-    from minari.data_collector import EpisodeBuffer
-
+    try:
+        import minari
+        from minari.data_collector import EpisodeBuffer
+    except ImportError:
+        raise UserError("--export_minari needs minari: pip install -r requirements.txt") from None
     n = buffer.size
     state, next_state = buffer.state[:n], buffer.next_state[:n]
     ends = buffer.not_done[:n, 0] == 0
-    ends[:-1] |= np.any(next_state[:-1].reshape(n - 1, -1) != state[1:].reshape(n - 1, -1), axis=1)
+    if n > 1:
+        ends[:-1] |= np.any(next_state[:-1].reshape(n - 1, -1) != state[1:].reshape(n - 1, -1), axis=1)
     ends[-1] = True
     episodes, start = [], 0
     for end in np.flatnonzero(ends):
@@ -433,7 +469,10 @@ def export_minari(buffer, dataset_id: str, env_id: str) -> int:
 
     with warnings.catch_warnings():  # minari asks for author, e-mail and code links: none to give here
         warnings.simplefilter("ignore", UserWarning)
-        minari.create_dataset_from_buffers(dataset_id, episodes, env=env_id,
-                                           algorithm_name="BCQ/SQV buffer generation",
-                                           description=f"exported from this project's buffer of {env_id}")
+        try:
+            minari.create_dataset_from_buffers(dataset_id, episodes, env=env_id,
+                                               algorithm_name="BCQ/SQV buffer generation",
+                                               description=f"exported from this project's buffer of {env_id}")
+        except ValueError as err:  # an existing or malformed id
+            raise UserError(f"--export_minari {dataset_id}: {str(err).splitlines()[0][:160]}") from None
     return len(episodes)
