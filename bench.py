@@ -324,7 +324,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer calls and repeats: under 2 minutes")
     parser.add_argument("--baseline", action="store_true", help="also time the original algorithm")
     parser.add_argument("--repeats", type=int, default=None, help="repeats per measurement (default 5, quick 3)")
-    parser.add_argument("--num_envs", type=int, nargs="+", default=[16, 32], help="env counts to time generation with")
+    parser.add_argument("--num_envs", type=int, nargs="+", default=[32, 64], help="env counts to time generation with")
     parser.add_argument("--buffer_device", type=str, default="cpu", help="where the Atari buffer's frames live")
     parser.add_argument("--only", nargs="+", choices=list(GROUPS), default=DEFAULT_GROUPS,
                         help="measure only these groups (each runs in a process of its own; dqn_replay, which "

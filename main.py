@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval_episodes", type=int, default=10, help="episodes per evaluation")
     parser.add_argument("--device", type=str, default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--out_dir", type=str, default=".", help="results/, models/ and buffers/ are made under it")
-    parser.add_argument("--num_envs", type=int, default=32,
+    parser.add_argument("--num_envs", type=int, default=64,
                         help="envs stepped together (one batched network call per step) for buffer generation "
                              "and evaluation; behavioral training always uses one")
     parser.add_argument("--buffer_device", type=str, default="auto",

@@ -175,7 +175,7 @@ class EpisodeWriter:
     With several, each env's transitions wait until its episode ends (or `flush` is called), then
     the whole episode is written in order, so a frame-stacked buffer rebuilds exactly the stacks
     each env saw. A waiting transition holds only what the buffer stores (`buffer.staged`): for
-    Atari one 84×84 frame, so 32 envs with 1000-step episodes hold about 230 MB.
+    Atari one 84×84 frame, so 64 envs with 1000-step episodes hold about 450 MB.
     """
 
     def __init__(self, buffer, n: int):
