@@ -111,11 +111,13 @@ def execute(run: Run, out_dir: str, threads: int) -> tuple[bool, str]:
 
 class Progress:
     def __init__(self, total: int, skipped: int):
-        self.total, self.done, self.failed, self.running = total, skipped, [], set()
+        self.total, self.done, self.failed, self.running, self.waiting = total, skipped, [], set(), 0
 
     def show(self) -> None:
-        print(f"[sweep] {self.done}/{self.total} done, {len(self.running)} running, {len(self.failed)} failed",
-              flush=True)
+        """``running`` counts the runs whose inputs are ready (started, or queued for a free CPU);
+        ``waiting`` those still waiting for a run they need."""
+        print(f"[sweep] {self.done}/{self.total} done, {len(self.running)} running, {len(self.failed)} failed, "
+              f"{self.waiting} waiting", flush=True)
 
 
 def run_sequential(runs: list[Run], out_dir: str, progress: Progress, threads: int) -> None:
@@ -175,8 +177,16 @@ def run_ray(runs: list[Run], out_dir: str, progress: Progress, args, resources: 
         refs[run.name] = task.remote(run, *(refs[need] for need in run.needs))
         names[refs[run.name]] = run.name
     pending = list(names)
-    progress.running = {names[r] for r in pending}
-    progress.show()
+    finished = set(done_already)
+    needs = {run.name: run.needs for run in runs}
+
+    def update() -> None:
+        unfinished = [names[r] for r in pending]
+        progress.running = {n for n in unfinished if all(need in finished for need in needs[n])}
+        progress.waiting = len(unfinished) - len(progress.running)
+        progress.show()
+
+    update()
     while pending:
         ready, pending = ray.wait(pending, num_returns=1, timeout=30.0)
         for ref in ready:
@@ -184,12 +194,12 @@ def run_ray(runs: list[Run], out_dir: str, progress: Progress, args, resources: 
                 succeeded, message = ray.get(ref)
             except ray.exceptions.RayError as err:  # the task died (out of memory, a crashed worker)
                 succeeded, message = False, f"Ray: {str(err).splitlines()[0][:160]}"
+            finished.add(names[ref])
             if succeeded:
                 progress.done += 1
             else:
                 progress.failed.append((names[ref], message))
-        progress.running = {names[r] for r in pending}
-        progress.show()
+        update()
     ray.shutdown()
 
 

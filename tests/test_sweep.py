@@ -79,7 +79,8 @@ def test_local_ray_sweep_end_to_end(tmp_path, capsys):
     config = write_config(tmp_path)
     assert sweep.main([config, "--num_cpus", "2"]) == 0, capsys.readouterr().out
     out = capsys.readouterr().out
-    assert "16/16 done, 0 running, 0 failed" in out
+    assert "0/16 done, 4 running, 0 failed, 12 waiting" in out  # the 4 behavioral runs first
+    assert "16/16 done, 0 running, 0 failed, 0 waiting" in out
     results = tmp_path / "out" / "results"
     for env in ("CartPole-v1", "DiscreteStochasticDecisionProcess-v0"):
         for seed in (0, 1):
