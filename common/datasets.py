@@ -20,6 +20,7 @@ import zlib
 import numpy as np
 
 from common.errors import UserError
+from common.io import read_header, read_into
 
 FORMATS = ("dqn_replay", "d4rl", "minari")
 DOPAMINE_STACK = 4  # frames per state in the DQN Replay Dataset
@@ -64,9 +65,6 @@ class GzipNpy:
         self.path = path
         self.file = gzip.open(path, "rb")
         try:
-            version = np.lib.format.read_magic(self.file)
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
             shape, fortran, dtype = read_header(self.file)
         except (ValueError, OSError, EOFError, zlib.error) as err:
             self.close()
@@ -89,14 +87,8 @@ class GzipNpy:
             start += count
 
     def read_into(self, out: np.ndarray) -> None:
-        view = memoryview(out.reshape(-1).view(np.uint8))
         try:
-            got = 0
-            while got < len(view):
-                n = self.file.readinto(view[got:])
-                if not n:
-                    raise EOFError(f"the array ends after {got} of {len(view)} bytes")
-                got += n
+            read_into(self.file, out, self.path)
         except (OSError, EOFError, zlib.error) as err:
             raise damaged(self.path, err) from None
 

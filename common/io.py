@@ -48,7 +48,8 @@ def atomic_save_json(path: str, obj: Any) -> str:
     return path
 
 
-def _read_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
+def read_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, Fortran order, dtype) from the header of an ``np.save`` stream, which it then points past."""
     version = np.lib.format.read_magic(f)
     read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
     shape, fortran, dtype = read(f)
@@ -58,7 +59,7 @@ def _read_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
 def npy_header(path: str) -> tuple[tuple[int, ...], np.dtype]:
     """The shape and dtype stored in a ``.npy`` file, read from its header only."""
     with open(path, "rb") as f:
-        shape, _, dtype = _read_header(f)
+        shape, _, dtype = read_header(f)
     return shape, dtype
 
 
@@ -66,13 +67,18 @@ def read_npy_into(path: str, out: np.ndarray) -> None:
     """Read the first ``len(out)`` rows of a C-ordered ``.npy`` file straight into ``out``
     (no temporary copy: a 7 GB buffer loads in 7 GB)."""
     with open(path, "rb") as f:
-        _, fortran, _ = _read_header(f)
+        _, fortran, _ = read_header(f)
         if fortran:
             raise ValueError(f"{path} is Fortran-ordered")
-        view = memoryview(out.reshape(-1).view(np.uint8))
-        read = 0
-        while read < len(view):
-            got = f.readinto(view[read:])
-            if not got:
-                raise EOFError(f"{path} ends after {read} of {len(view)} bytes")
-            read += got
+        read_into(f, out, path)
+
+
+def read_into(f, out: np.ndarray, path: str) -> None:
+    """Fill ``out`` with the next bytes of the stream ``f`` (an EOFError naming ``path`` if it ends first)."""
+    view = memoryview(out.reshape(-1).view(np.uint8))
+    read = 0
+    while read < len(view):
+        got = f.readinto(view[read:])
+        if not got:
+            raise EOFError(f"{path} ends after {read} of {len(view)} bytes")
+        read += got
