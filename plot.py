@@ -6,12 +6,14 @@
 Per env: `{env}.png` with BCQ, BCQ+aug (`--aug`, where run) and SQV learning curves (mean over seeds, shaded 95% percentile
 bootstrap band over seeds) and the behavioral and buffer-policy returns as horizontal lines.
 Across envs: `summary.png` with SQV's relative improvement over BCQ per env, (SQV − BCQ) / |BCQ|
-of the seed-mean final returns, and the human-normalized final scores of Atari games; the IQM of
-human-normalized scores with stratified bootstrap CIs when Atari games are present. Where h-DQN
+of the seed-mean final returns, and the human-normalized final scores of Atari games;
+`aggregate.png` and lines under the table with the IQM over games × seeds (stratified bootstrap
+95% CIs) of human-normalized Atari scores and of behavior-normalized scores of the other envs,
+(score − random) / (behavioral − random), for the envs with a random score in `common/scores.py`. Where h-DQN
 runs exist (`hDQN_*_episodes.npy`): `{env}_episodes.png` with the extrinsic reward per training
 episode of h-DQN and of the flat DQN (`behavioral_*_episodes.npy`), moving averages over 1000. The table
 (`table.md`, also printed) gives, per env, mean ± std over seeds (n) of the behavioral, buffer, BCQ,
-BCQ+aug (when any env has it) and SQV returns and SQV's improvement over BCQ.
+BCQ+aug (when any env has it) and SQV returns, SQV's improvement over BCQ and BCQ+aug's.
 """
 from __future__ import annotations
 
@@ -24,11 +26,12 @@ from collections import defaultdict
 import numpy as np
 
 from common.io import atomic_open
-from common.scores import (bootstrap_mean_ci, human_normalized, iqm, relative_improvement,
-                           stratified_bootstrap_ci)
+from common.scores import (behavior_normalized, bootstrap_mean_ci, human_normalized, iqm, random_score,
+                           relative_improvement, stratified_bootstrap_ci)
 
 ALGOS = ("BCQ", "SQV")                 # compared by the improvement and the Atari IQM
 CURVES = ("BCQ", "BCQaug", "SQV")      # drawn and tabulated where present (BCQaug: --aug)
+LABELS = {"BCQ": "BCQ", "BCQaug": "BCQ+aug", "SQV": "SQV"}
 PATTERN = re.compile(r"^(BCQaug|BCQ|SQV|behavioral|buffer_returns)_(.+)_(-?\d+)\.npy$")
 
 
@@ -76,6 +79,8 @@ def summarize(found) -> list[dict]:
             row[key] = None if values is None else (float(values.mean()), float(values.std()), len(values))
         row["improvement"] = (relative_improvement(row["SQV"][0], row["BCQ"][0])
                               if row["SQV"] and row["BCQ"] else None)
+        row["aug_improvement"] = (relative_improvement(row["BCQaug"][0], row["BCQ"][0])
+                                  if row["BCQaug"] and row["BCQ"] else None)
         rows.append(row)
     return rows
 
@@ -83,30 +88,60 @@ def summarize(found) -> list[dict]:
 def markdown_table(rows: list[dict]) -> str:
     def cell(v):
         return "—" if v is None else f"{v[0]:.1f} ± {v[1]:.1f} ({v[2]})"
-    aug = any(r["BCQaug"] for r in rows)  # the --aug column only when some env has --aug runs
-    lines = [f"| env | behavioral | buffer | BCQ |{' BCQ+aug |' if aug else ''} SQV | SQV vs BCQ |",
-             "|---|---|---|---|---|---|" + ("---|" if aug else "")]
+
+    def percent(v):  # undefined when BCQ's mean is 0
+        return "—" if v is None or not np.isfinite(v) else f"{100 * v:+.1f}%"
+    aug = any(r["BCQaug"] for r in rows)  # the --aug columns only when some env has --aug runs
+    lines = [f"| env | behavioral | buffer | BCQ |{' BCQ+aug |' if aug else ''} SQV | SQV vs BCQ |"
+             + (" BCQ+aug vs BCQ |" if aug else ""), "|---|---|---|---|---|---|" + ("---|---|" if aug else "")]
     for r in rows:
-        imp = ("—" if r["improvement"] is None or not np.isfinite(r["improvement"])
-               else f"{100 * r['improvement']:+.1f}%")  # undefined when BCQ's mean is 0
         lines.append(f"| {r['env']} | {cell(r['behavioral'])} | {cell(r['buffer'])} | {cell(r['BCQ'])} | "
-                     + (f"{cell(r['BCQaug'])} | " if aug else "") + f"{cell(r['SQV'])} | {imp} |")
+                     + (f"{cell(r['BCQaug'])} | " if aug else "") + f"{cell(r['SQV'])} | {percent(r['improvement'])} |"
+                     + (f" {percent(r['aug_improvement'])} |" if aug else ""))
     return "\n".join(lines)
 
 
-def atari_iqm(found, rng) -> dict[str, tuple[float, float, float]]:
-    """IQM of human-normalized final scores over Atari games × seeds, with stratified bootstrap CIs."""
-    games = [env for env in sorted(found) if human_normalized(env, 0.0) is not None
-             and all(found[env].get(algo) for algo in ALGOS)]  # the same games for both algorithms
+def normalized_iqm(found, normalizer, rng) -> dict[str, tuple[float, float, float, int, int]]:
+    """IQM over games × seeds of normalized final scores, with stratified bootstrap 95% CIs, for every
+    algorithm of `CURVES` that all the games have. ``normalizer(env, kinds)`` returns a function of raw
+    scores, or None to leave the game out. Algorithm → (IQM, low, high, games, seeds)."""
+    games = {env: fn for env in sorted(found) if (fn := normalizer(env, found[env])) is not None
+             and all(found[env].get(algo) for algo in ALGOS)}  # the same games for every algorithm
     out = {}
-    for algo in ALGOS:
-        if not games:
-            break
+    for algo in CURVES:
+        if not games or not all(found[env].get(algo) for env in games):
+            continue
         seeds = min(len(found[env][algo]) for env in games)  # a rectangular runs × games matrix
-        matrix = np.stack([human_normalized(env, final(found[env][algo])[:seeds]) for env in games], axis=1)
+        matrix = np.stack([fn(final(found[env][algo])[:seeds]) for env, fn in games.items()], axis=1)
         low, high = stratified_bootstrap_ci(matrix, iqm, rng)
         out[algo] = (iqm(matrix), low, high, len(games), seeds)
     return out
+
+
+def atari_normalizer(env, kinds):
+    return None if human_normalized(env, 0.0) is None else (lambda scores: human_normalized(env, scores))
+
+
+def behavior_normalizer(env, kinds):
+    """Other envs with a known random score, against their behavioral agent's seed-mean final return
+    (left out where that agent does not beat random play)."""
+    random = random_score(env)
+    if random is None or human_normalized(env, 0.0) is not None or not kinds.get("behavioral"):
+        return None
+    behavioral = float(final(kinds["behavioral"]).mean())
+    return None if behavioral <= random else (lambda scores: behavior_normalized(scores, random, behavioral))
+
+
+AGGREGATES = (("Atari", atari_normalizer, "IQM of human-normalized final scores over Atari games × seeds"),
+              ("other", behavior_normalizer, "IQM of behavior-normalized final scores, (score − random) / "
+                                             "(behavioral − random), over the other envs × seeds"))
+
+
+def aggregate_text(title: str, values: dict) -> str:
+    lines = [f"{title} (95% stratified bootstrap CI):"]
+    lines += [f"- {LABELS[algo]}: {v:.3f} [{lo:.3f}, {hi:.3f}] ({g} games with every algorithm, the first {n} "
+              f"seeds of each)" for algo, (v, lo, hi, g, n) in values.items()]
+    return "\n".join(lines)
 
 
 def save_figure(fig, path: str) -> None:
@@ -152,13 +187,20 @@ def plot_summary(rows: list[dict], path: str) -> None:
     atari = [r for r in rows if human_normalized(r["env"], 0.0) is not None]
     fig, axes = plt.subplots(1, 2 if atari else 1, figsize=(11 if atari else 6, 4), squeeze=False)
     ax = axes[0, 0]
+    x = np.arange(len(rows))
+    aug = [r for r in rows if r["aug_improvement"] is not None and np.isfinite(r["aug_improvement"])]
+    width = 0.4 if aug else 0.8
     values = [100 * r["improvement"] for r in rows]
-    ax.bar([r["env"] for r in rows], values, color=["tab:green" if v >= 0 else "tab:red" for v in values])
+    ax.bar(x, values, width, color=["tab:green" if v >= 0 else "tab:red" for v in values], label="SQV vs BCQ")
     if values:
-        ax.axhline(np.mean(values), color="black", linestyle="--", label=f"mean {np.mean(values):+.1f}%")
+        ax.axhline(np.mean(values), color="black", linestyle="--", label=f"SQV mean {np.mean(values):+.1f}%")
+    if aug:  # --aug's improvement beside SQV's: how much of SQV's change augmentation alone gives
+        ax.bar([x[rows.index(r)] + width for r in aug], [100 * r["aug_improvement"] for r in aug], width,
+               color="tab:gray", label="BCQ+aug vs BCQ")
+    if values:
         ax.legend(fontsize=8)
-    ax.set(title="SQV vs BCQ: (SQV − BCQ) / |BCQ| of final returns", ylabel="%")
-    ax.tick_params(axis="x", rotation=45)
+    ax.set_xticks(x + (width / 2 if aug else 0), [r["env"] for r in rows], rotation=45, ha="right")
+    ax.set(title="change of final return vs BCQ: (X − BCQ) / |BCQ|", ylabel="%")
     if atari:
         ax = axes[0, 1]
         x = np.arange(len(atari))
@@ -167,6 +209,25 @@ def plot_summary(rows: list[dict], path: str) -> None:
         ax.set_xticks(x + 0.2, [r["env"] for r in atari], rotation=45)
         ax.set(title="human-normalized final score", ylabel="(score − random) / (human − random)")
         ax.legend(fontsize=8)
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def plot_aggregate(aggregate: dict, path: str) -> None:
+    """One panel per aggregate (Atari, other envs): each algorithm's IQM with its 95% CI."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(aggregate), figsize=(5 * len(aggregate), 3), squeeze=False)
+    colors = dict(zip(CURVES, ("tab:blue", "tab:green", "tab:orange")))
+    for ax, (name, values) in zip(axes[0], aggregate.items()):
+        algos = list(values)
+        iqms = np.array([values[a][0] for a in algos])
+        errors = np.abs(np.array([[values[a][1] for a in algos], [values[a][2] for a in algos]]) - iqms)
+        ax.barh(range(len(algos)), iqms, xerr=errors, color=[colors[a] for a in algos], capsize=4)
+        ax.set_yticks(range(len(algos)), [LABELS[a] for a in algos])
+        games, seeds = next(iter(values.values()))[3:]
+        kind = "human-normalized" if name == "Atari" else "behavior-normalized"
+        ax.set(title=f"{name}: IQM, {games} games × {seeds} seeds", xlabel=f"{kind} score (95% CI)")
     save_figure(fig, path)
     plt.close(fig)
 
@@ -236,11 +297,13 @@ def make_report(results_dir: str, out_dir: str, seed: int = 0) -> dict[str, obje
     paths.append(os.path.join(out_dir, "summary.png"))
     plot_summary(rows, paths[-1])
     table = markdown_table(rows)
-    aggregate = atari_iqm(found, rng)
+    aggregate = {name: values for name, normalizer, _ in AGGREGATES if (values := normalized_iqm(found, normalizer, rng))}
+    for name, _, title in AGGREGATES:
+        if name in aggregate:
+            table += "\n\n" + aggregate_text(title, aggregate[name])
     if aggregate:
-        table += "\n\nIQM of human-normalized final scores over Atari games × seeds (95% stratified bootstrap CI):\n"
-        table += "\n".join(f"- {algo}: {v:.3f} [{lo:.3f}, {hi:.3f}] ({g} games with both BCQ and SQV, "
-                           f"the first {n} seeds of each)" for algo, (v, lo, hi, g, n) in aggregate.items())
+        paths.append(os.path.join(out_dir, "aggregate.png"))
+        plot_aggregate(aggregate, paths[-1])
     table_path = os.path.join(out_dir, "table.md")
     with atomic_open(table_path) as f:
         f.write((table + "\n").encode())

@@ -3,7 +3,7 @@
 Percentile bootstrap confidence intervals of a mean over seeds; the interquartile mean (IQM) with
 stratified bootstrap CIs (Agarwal et al. 2021, the estimator of `rliable`, which does not import
 here: its dependency arch 7.2.0 fails against pandas 3.1.1); the relative improvement of SQV over
-BCQ; human-normalized Atari scores.
+BCQ; human-normalized Atari scores; behavior-normalized scores of the other envs.
 """
 from __future__ import annotations
 
@@ -35,6 +35,29 @@ ATARI_HUMAN = {
     "StarGunner": 10250.0, "Tennis": -8.3, "TimePilot": 5229.2, "Tutankham": 167.6, "UpNDown": 11693.2,
     "Venture": 1187.5, "VideoPinball": 17667.9, "WizardOfWor": 4756.5, "Zaxxon": 9173.3,
 }
+
+
+# Mean return of uniformly random actions over 100 episodes (seeds 1000-1099) with this project's env
+# settings (MinAtar Freeway truncated at 2500 steps, as in configs/minatar_study.yaml), measured with
+# `common.envs.random_policy_return`; tests/test_plot.py re-measures two of them.
+RANDOM_SCORES = {
+    "MinAtar/Asterix-v1": 0.59, "MinAtar/Breakout-v1": 0.31, "MinAtar/Freeway-v1": 0.38,
+    "MinAtar/Seaquest-v1": 0.10, "MinAtar/SpaceInvaders-v1": 4.46, "CartPole-v1": 22.54, "Acrobot-v1": -499.2,
+}
+
+
+def random_score(env: str) -> float | None:
+    """The random-policy score of an env id or its file-name form (``MinAtar_Breakout-v1``)."""
+    for name, score in RANDOM_SCORES.items():
+        if env in (name, name.replace("/", "_")):
+            return score
+    return None
+
+
+def behavior_normalized(score, random: float, behavioral: float):
+    """(score − random) / (behavioral − random): 0 is random play, 1 the behavioral agent that made the data
+    (D4RL's normalization with the data's own expert as the reference)."""
+    return (np.asarray(score, dtype=float) - random) / (behavioral - random)
 
 
 def atari_game(env: str) -> str | None:

@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from common.scores import (bootstrap_mean_ci, human_normalized, iqm, relative_improvement,
-                           stratified_bootstrap_ci)
+from common.envs import random_policy_return
+from common.scores import (RANDOM_SCORES, behavior_normalized, bootstrap_mean_ci, human_normalized, iqm,
+                           random_score, relative_improvement, stratified_bootstrap_ci)
 from plot import make_report
 
 
@@ -24,8 +25,8 @@ def test_report_files_and_table_numbers(tmp_path):
     write_results(results, "MinAtar_Breakout-v1", [0, 1, 2], [10, 10, 10], [5, 5, 5], [12, 12, 12], [[1], [1], [1]])
     report = make_report(str(results), str(tmp_path / "plots"))
     names = sorted(p.name for p in (tmp_path / "plots").iterdir())
-    assert names == ["CartPole-v1.png", "MinAtar_Breakout-v1.png", "PongNoFrameskip-v4.png", "summary.png",
-                     "table.md"]
+    assert names == ["CartPole-v1.png", "MinAtar_Breakout-v1.png", "PongNoFrameskip-v4.png", "aggregate.png",
+                     "summary.png", "table.md"]
     assert all((tmp_path / "plots" / n).stat().st_size > 5000 for n in names if n.endswith(".png"))
     rows = {r["env"]: r for r in report["rows"]}
     cart = rows["CartPole-v1"]
@@ -66,7 +67,7 @@ def test_iqm_uses_games_both_algorithms_have_and_empty_buffers_are_skipped(tmp_p
     write_results(results, "PongNoFrameskip-v4", [0, 1], [-10, 0], [-5, 5], [20, 20], [[1], []])  # seed 1: no episode
     np.save(results / "BCQ_BreakoutNoFrameskip-v4_0.npy", np.array([5.0]))  # BCQ only: left out of the IQM
     report = make_report(str(results), str(tmp_path / "plots"))
-    assert "(1 games with both BCQ and SQV, the first 2 seeds of each)" in report["markdown"]
+    assert "(1 games with every algorithm, the first 2 seeds of each)" in report["markdown"]
     pong = {r["env"]: r for r in report["rows"]}["PongNoFrameskip-v4"]
     assert pong["buffer"] == pytest.approx((1.0, 0.0, 1))
     assert "nan" not in report["markdown"]
@@ -81,5 +82,29 @@ def test_aug_runs_get_their_own_column_and_curve(tmp_path):
     report = make_report(str(results), str(tmp_path / "plots"))
     assert report["rows"][0]["BCQaug"] == pytest.approx((150.0, 30.0, 2))
     table = (tmp_path / "plots" / "table.md").read_text()
-    assert "| env | behavioral | buffer | BCQ | BCQ+aug | SQV | SQV vs BCQ |" in table
-    assert "| 150.0 ± 50.0 (2) | 150.0 ± 30.0 (2) | 200.0 ± 50.0 (2) | +33.3% |" in table
+    assert "| env | behavioral | buffer | BCQ | BCQ+aug | SQV | SQV vs BCQ | BCQ+aug vs BCQ |" in table
+    assert "| 150.0 ± 50.0 (2) | 150.0 ± 30.0 (2) | 200.0 ± 50.0 (2) | +33.3% | +0.0% |" in table
+    assert "- BCQ+aug: " in table  # in the behavior-normalized IQM
+
+
+def test_behavior_normalized_iqm_by_hand(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    random, behavioral = RANDOM_SCORES["CartPole-v1"], 222.54  # behavioral − random = 200
+    write_results(results, "CartPole-v1", [0, 1], [22.54, 122.54], [222.54, 322.54], [behavioral] * 2, [[1], [2]])
+    write_results(results, "MinAtar_Breakout-v1", [0, 1], [1.31, 2.31], [0.31, 0.31], [2.31, 2.31], [[1], [1]])
+    write_results(results, "MinAtar_Asterix-v1", [0, 1], [9.0, 9.0], [9.0, 9.0], [0.5, 0.5], [[1], [1]])
+    report = make_report(str(results), str(tmp_path / "plots"))
+    bcq = report["iqm"]["other"]["BCQ"]
+    # CartPole 0, 0.5 and Breakout 0.5, 1: Asterix's agent (0.5) is below random play (0.59), left out.
+    assert bcq[3:] == (2, 2) and bcq[0] == pytest.approx(iqm([0.0, 0.5, 0.5, 1.0]))
+    assert report["iqm"]["other"]["SQV"][0] == pytest.approx(iqm([1.0, 1.5, 0.0, 0.0]))
+    assert "Atari" not in report["iqm"]
+    assert behavior_normalized(random, random, behavioral) == 0.0
+    assert random_score("MinAtar_Seaquest-v1") == random_score("MinAtar/Seaquest-v1") == 0.10
+    assert random_score("Pendulum-v1") is None
+
+
+@pytest.mark.parametrize("env", ["CartPole-v1", "MinAtar/Seaquest-v1"])
+def test_random_scores_are_what_the_procedure_measures(env):
+    assert random_policy_return(env) == pytest.approx(RANDOM_SCORES[env], abs=0.005)
