@@ -10,7 +10,8 @@ flags of every run (``flags``), per stage (``stages: {behavioral, buffer, offlin
 (``env_flags``), and ``resources`` per run (``num_cpus``, ``num_gpus``). Each env × seed trains one
 behavioral agent and generates one buffer, which every algorithm of that env × seed then shares
 (Ray starts a run once the runs it needs have succeeded). A run that succeeded leaves
-``{out_dir}/sweep/{run}.done`` and is skipped next time; offline and behavioral runs are started
+``{out_dir}/sweep/{run}.done`` with its arguments and is skipped next time, unless its arguments
+changed since (then it and the runs after it run again); offline and behavioral runs are started
 with ``--resume``, so an interrupted sweep continues from the runs' checkpoints. Each run's
 output goes to ``{out_dir}/sweep/{run}.log``. At the end the results table and plots are made
 (``plot.py``) from ``{out_dir}/results``.
@@ -91,6 +92,33 @@ def marker(out_dir: str, run: Run) -> str:
     return os.path.join(out_dir, "sweep", f"{run.name}.done")
 
 
+def signature(run: Run) -> str:
+    """What a ``.done`` marker records of a run: its arguments, less ``--out_dir`` (where the marker is)."""
+    argv = list(run.argv)
+    if "--out_dir" in argv:
+        at = argv.index("--out_dir")
+        del argv[at:at + 2]
+    return " ".join(argv)
+
+
+def finished_runs(runs: list[Run], out_dir: str) -> tuple[set[str], list[str]]:
+    """The runs to skip: those whose marker records the arguments they have now and whose inputs are
+    skipped too (``runs`` in dependency order). Also returns the runs that finished with other
+    arguments (the config changed since): they run again, and so does every run after them."""
+    done, changed = set(), []
+    for run in runs:
+        path = marker(out_dir, run)
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            recorded = f.readline().strip()
+        if recorded not in (signature(run), " ".join(run.argv)):  # the second: markers of earlier versions
+            changed.append(run.name)
+        elif all(need in done for need in run.needs):
+            done.add(run.name)
+    return done, changed
+
+
 def execute(run: Run, out_dir: str, threads: int) -> tuple[bool, str]:
     """Run one stage as a subprocess (``threads`` OpenMP threads); (succeeded, one-line message)."""
     os.makedirs(os.path.join(out_dir, "sweep"), exist_ok=True)
@@ -105,7 +133,7 @@ def execute(run: Run, out_dir: str, threads: int) -> tuple[bool, str]:
             lines = [line.strip() for line in f if line.strip()]
         return False, f"exit {code}: {lines[-1] if lines else 'no output'} (log: {log_path})"
     with open(marker(out_dir, run), "w") as f:
-        f.write(f"{' '.join(run.argv)}\n{time.time() - start:.1f} s\n")
+        f.write(f"{signature(run)}\n{time.time() - start:.1f} s\n")
     return True, f"{time.time() - start:.0f} s"
 
 
@@ -120,10 +148,10 @@ class Progress:
               f"{self.waiting} waiting", flush=True)
 
 
-def run_sequential(runs: list[Run], out_dir: str, progress: Progress, threads: int) -> None:
+def run_sequential(runs: list[Run], done_already: set[str], out_dir: str, progress: Progress, threads: int) -> None:
     ok: dict[str, bool] = {}
     for run in runs:
-        if os.path.exists(marker(out_dir, run)):
+        if run.name in done_already:
             ok[run.name] = True
             continue
         if not all(ok.get(need, False) for need in run.needs):
@@ -141,7 +169,7 @@ def run_sequential(runs: list[Run], out_dir: str, progress: Progress, threads: i
         progress.show()
 
 
-def run_ray(runs: list[Run], out_dir: str, progress: Progress, args, resources: dict) -> None:
+def run_ray(runs: list[Run], done_already: set[str], out_dir: str, progress: Progress, args, resources: dict) -> None:
     import ray
 
     cpus = float(resources.get("num_cpus", 1))
@@ -168,7 +196,6 @@ def run_ray(runs: list[Run], out_dir: str, progress: Progress, args, resources: 
         return execute(run, out_dir, threads)
 
     refs, names = {}, {}
-    done_already = {run.name for run in runs if os.path.exists(marker(out_dir, run))}
     finished_ok = ray.put((True, "done earlier"))
     for run in runs:
         if run.name in done_already:
@@ -214,17 +241,20 @@ def main(argv=None) -> int:
     config = load_config(args.config)
     runs = expand(config)
     out_dir = config["out_dir"]
+    done_already, changed = finished_runs(runs, out_dir)
+    if changed:
+        print(f"[sweep] {len(changed)} finished runs have other arguments now ({', '.join(changed[:3])}"
+              f"{', ...' if len(changed) > 3 else ''}): they run again, and the runs that need them")
     if args.dry_run:
         for run in runs:
-            state = "done" if os.path.exists(marker(out_dir, run)) else "to run"
+            state = "done" if run.name in done_already else "to run"
             print(f"{run.name:<48} {state:<7} python main.py {' '.join(run.argv)}")
         return 0
-    skipped = sum(os.path.exists(marker(out_dir, run)) for run in runs)
-    progress = Progress(len(runs), skipped)
-    print(f"[sweep] {len(runs)} runs, {skipped} already done; logs in {os.path.join(out_dir, 'sweep')}")
+    progress = Progress(len(runs), len(done_already))
+    print(f"[sweep] {len(runs)} runs, {len(done_already)} already done; logs in {os.path.join(out_dir, 'sweep')}")
     resources = config.get("resources", {})
     if args.no_ray:
-        run_sequential(runs, out_dir, progress, max(1, int(resources.get("num_cpus", 1))))
+        run_sequential(runs, done_already, out_dir, progress, max(1, int(resources.get("num_cpus", 1))))
     else:
         try:
             import ray  # noqa: F401
@@ -232,7 +262,7 @@ def main(argv=None) -> int:
             print("error: Ray is not installed: pip install -r requirements-sweep.txt (or use --no_ray)",
                   file=sys.stderr)
             return 2
-        run_ray(runs, out_dir, progress, args, resources)
+        run_ray(runs, done_already, out_dir, progress, args, resources)
     for name, message in progress.failed:
         print(f"[sweep] FAILED {name}: {message}")
     results = os.path.join(out_dir, "results")

@@ -57,7 +57,7 @@ def test_finished_runs_are_skipped_and_failures_stop_only_their_dependents(tmp_p
             broken.discard(run.name)
             return False, "exit 1: error: something broke"
         with open(sweep.marker(out_dir, run), "w") as f:
-            f.write("ok\n")
+            f.write(sweep.signature(run) + "\n")
         return True, "0 s"
 
     os.makedirs(tmp_path / "out" / "sweep")
@@ -73,6 +73,37 @@ def test_finished_runs_are_skipped_and_failures_stop_only_their_dependents(tmp_p
     assert calls == ["behavioral__CartPole-v1__0", "buffer__CartPole-v1__0", "bcq__CartPole-v1__0",
                      "sqv__CartPole-v1__0"]
     assert "16 runs, 12 already done" in capsys.readouterr().out
+
+
+def test_runs_whose_arguments_changed_run_again_with_the_runs_after_them(tmp_path, monkeypatch, capsys):
+    calls = []
+
+    def fake(run, out_dir, threads):
+        calls.append(run.name)
+        with open(sweep.marker(out_dir, run), "w") as f:
+            f.write(sweep.signature(run) + "\n")
+        return True, "0 s"
+
+    os.makedirs(tmp_path / "out" / "sweep")
+    monkeypatch.setattr(sweep, "execute", fake)
+    assert sweep.main([write_config(tmp_path), "--no_ray"]) == 0 and len(calls) == 16
+    calls.clear()
+    longer_offline = CONFIG.replace("offline: {{max_timesteps: 40", "offline: {{max_timesteps: 80")
+    assert sweep.main([write_config(tmp_path, longer_offline), "--no_ray"]) == 0
+    assert sorted(calls) == sorted(f"{a}__{e}__{s}" for a in ("bcq", "sqv") for s in (0, 1)
+                                   for e in ("CartPole-v1", "DiscreteStochasticDecisionProcess-v0"))
+    assert "8 finished runs have other arguments now" in capsys.readouterr().out
+    calls.clear()
+    one_env = longer_offline.replace("env_flags", "x").rstrip() + "\nenv_flags: {{CartPole-v1: {{lr: 0.001}}}}\n"
+    assert sweep.main([write_config(tmp_path, one_env), "--no_ray"]) == 0
+    assert len(calls) == 8 and all("CartPole" in name for name in calls)  # behavioral, buffer and both algorithms
+    calls.clear()
+    assert sweep.main([write_config(tmp_path, one_env), "--no_ray"]) == 0 and calls == []
+    # markers written before they recorded arguments without --out_dir still count
+    run = sweep.expand(sweep.load_config(write_config(tmp_path, one_env)))[0]
+    with open(sweep.marker(str(tmp_path / "out"), run), "w") as f:
+        f.write(" ".join(run.argv) + "\n")
+    assert sweep.main([write_config(tmp_path, one_env), "--no_ray"]) == 0 and calls == []
 
 
 def test_local_ray_sweep_end_to_end(tmp_path, capsys):
