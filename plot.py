@@ -5,7 +5,7 @@
 
 Per env: `{env}.png` with BCQ, BCQ+aug (`--aug`, where run) and SQV learning curves (mean over seeds, shaded 95% percentile
 bootstrap band over seeds) and the behavioral and buffer-policy returns as horizontal lines.
-Across envs: `summary.png` with SQV's relative improvement over BCQ per env, (SQV − BCQ) / |BCQ|
+Across envs: `curves.png` with every env's curves in one figure (when there are several), `summary.png` with SQV's relative improvement over BCQ per env, (SQV − BCQ) / |BCQ|
 of the seed-mean final returns, and the human-normalized final scores of Atari games;
 `aggregate.png` and lines under the table with the IQM over games × seeds (stratified bootstrap
 95% CIs) of human-normalized Atari scores and of behavior-normalized scores of the other envs,
@@ -149,10 +149,8 @@ def save_figure(fig, path: str) -> None:
         fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
 
 
-def plot_env(env: str, kinds, results_dir: str, path: str, rng) -> None:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+def draw_env(ax, env: str, kinds, results_dir: str, rng, title: str) -> None:
+    """The learning curves of one env (mean over seeds, 95% bootstrap band) and its reference lines."""
     axes = {algo: eval_steps(results_dir, algo, env, min(kinds[algo]), min(len(r) for r in kinds[algo].values()))
             for algo in CURVES if kinds.get(algo)}
     use_iterations = all(label == "training iterations" for _, label in axes.values())
@@ -166,7 +164,7 @@ def plot_env(env: str, kinds, results_dir: str, path: str, rng) -> None:
         curves = np.stack([runs[s][:length] for s in seeds])
         steps = axes[algo][0] if use_iterations else np.arange(1, length + 1)  # one x unit for every curve
         low, high = bootstrap_mean_ci(curves, rng)
-        ax.plot(steps, curves.mean(0), color=color, label=f"{algo} (n={len(seeds)})")
+        ax.plot(steps, curves.mean(0), color=color, label=f"{LABELS[algo]} (n={len(seeds)})")
         ax.fill_between(steps, low, high, color=color, alpha=0.25)
     for key, label, style in (("behavioral", "behavioral", "--"), ("buffer_returns", "buffer policy", ":")):
         values = final(kinds[key]) if key == "behavioral" and kinds.get(key) else (
@@ -174,8 +172,32 @@ def plot_env(env: str, kinds, results_dir: str, path: str, rng) -> None:
         if values is not None:
             value = float(np.mean(values))
             ax.axhline(value, color="gray", linestyle=style, label=f"{label} ({value:.1f})")
-    ax.set(title=f"{env}  (bands: 95% bootstrap CI over seeds)", xlabel=xlabel, ylabel="mean evaluation return")
-    ax.legend(fontsize=8)
+    ax.set(title=title, xlabel=xlabel, ylabel="mean evaluation return")
+    ax.legend(fontsize=7)
+
+
+def plot_env(env: str, kinds, results_dir: str, path: str, rng) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    draw_env(ax, env, kinds, results_dir, rng, f"{env}  (bands: 95% bootstrap CI over seeds)")
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def plot_curves(found, results_dir: str, path: str, rng, columns: int = 4) -> None:
+    """Every env's learning curves in one figure (for a study over many envs)."""
+    import matplotlib.pyplot as plt
+
+    envs = [env for env in sorted(found) if any(found[env].get(algo) for algo in CURVES)]
+    rows = -(-len(envs) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 3.4 * rows), squeeze=False)
+    for ax, env in zip(axes.flat, envs):
+        draw_env(ax, env, found[env], results_dir, rng, env)
+    for ax in list(axes.flat)[len(envs):]:
+        ax.axis("off")
+    fig.suptitle("mean over seeds, bands: 95% bootstrap CI over seeds")
+    fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)
 
@@ -293,6 +315,9 @@ def make_report(results_dir: str, out_dir: str, seed: int = 0) -> dict[str, obje
         paths.append(os.path.join(out_dir, f"{env}.png"))
         plot_env(env, kinds, results_dir, paths[-1], rng)
     paths += plot_episodes(results_dir, out_dir, rng)
+    if sum(any(kinds.get(algo) for algo in CURVES) for kinds in found.values()) > 1:
+        paths.append(os.path.join(out_dir, "curves.png"))
+        plot_curves(found, results_dir, paths[-1], rng)
     rows = summarize(found)
     paths.append(os.path.join(out_dir, "summary.png"))
     plot_summary(rows, paths[-1])

@@ -26,7 +26,7 @@ def test_report_files_and_table_numbers(tmp_path):
     report = make_report(str(results), str(tmp_path / "plots"))
     names = sorted(p.name for p in (tmp_path / "plots").iterdir())
     assert names == ["CartPole-v1.png", "MinAtar_Breakout-v1.png", "PongNoFrameskip-v4.png", "aggregate.png",
-                     "summary.png", "table.md"]
+                     "curves.png", "summary.png", "table.md"]
     assert all((tmp_path / "plots" / n).stat().st_size > 5000 for n in names if n.endswith(".png"))
     rows = {r["env"]: r for r in report["rows"]}
     cart = rows["CartPole-v1"]
