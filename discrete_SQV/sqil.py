@@ -1,6 +1,8 @@
 """SQIL: soft Q imitation learning (Reddy, Dragan & Levine 2019), from the generated buffer."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -32,21 +34,27 @@ class DemoMix:
 class SQIL(DQN):
     """Soft Q-learning on relabelled rewards.
 
-    V(s') = α·logsumexp(Q_targ(s', ·)/α);  y = r + m·γ·V(s');  loss = Huber(Q(s, a), y), the
+    V(s') = α·logsumexp(Q_targ(s', ·)/α);  y = clip(r + m·γ·V(s'), 0, Q_max);  loss = Huber(Q(s, a), y), the
     project's DQN loss: quadratic for errors below 1 (where SQIL's squared loss and it agree) and
     linear beyond, which keeps early updates bounded on Atari. Acting samples softmax(Q/α); with
     probability ε (the DQN schedule) it is uniformly random instead. Evaluation is greedy.
+
+    Q_max = (1 + γ·α·log A) / (1 − γ) bounds the soft values of rewards in {0, 1} (V ≤ max Q + α·log A).
+    The clip changes nothing while the estimates stay in range; without it, long runs on CartPole
+    (100k steps) lost the demonstrated policy and the Q-values then diverged to ~1e6 (README, SQIL).
     """
 
     def __init__(self, kind, state_shape, num_actions, cfg, device):
         super().__init__(kind, state_shape, num_actions, cfg, device)
         self.alpha = cfg.sqil_alpha
+        # The soft Q-values of rewards in {0, 1} lie in [0, (1 + γ·α·log A) / (1 − γ)].
+        self.q_max = (1.0 + self.discount * self.alpha * math.log(num_actions)) / (1.0 - self.discount)
 
     @torch.no_grad()
     def target(self, next_state, reward, not_done):
         q = self.Q_target(next_state)[0]
         value = self.alpha * torch.logsumexp(q / self.alpha, dim=1, keepdim=True)
-        return reward + not_done * self.discount * value
+        return (reward + not_done * self.discount * value).clamp(0.0, self.q_max)
 
     @torch.no_grad()
     def soft_actions(self, states: np.ndarray) -> np.ndarray:

@@ -72,6 +72,14 @@ def test_sqil_soft_target_on_a_hand_made_batch():
     assert y[1, 0].item() == pytest.approx(0.0)  # terminal: no bootstrap
 
 
+def test_sqil_target_stays_within_the_bounds_of_soft_values_of_zero_one_rewards():
+    agent = SQIL(VECTOR, (1,), 2, sqil_config(discount=0.9, sqil_alpha=0.5), "cpu")
+    agent.Q_target = Table([[100.0, 200.0], [-50.0, -60.0]])  # a diverging and a negative estimate
+    y = agent.target(torch.tensor([[0.0], [1.0]]), torch.tensor([[1.0], [0.0]]), torch.tensor([[1.0], [1.0]]))
+    q_max = (1.0 + 0.9 * 0.5 * math.log(2)) / (1.0 - 0.9)  # r ≤ 1 and V ≤ max Q + α·log A
+    assert y[:, 0].tolist() == pytest.approx([q_max, 0.0])
+
+
 def test_demo_mix_is_half_demonstrations_with_reward_one():
     rng = np.random.default_rng(0)
     demos, online = ReplayBuffer((1,), 50, 6, "cpu", rng), ReplayBuffer((1,), 50, 6, "cpu", rng)
