@@ -2,6 +2,7 @@
 
     python plot.py                       # reads ./results, writes ./plots
     python plot.py --results_dir runs1/results --out_dir figs
+    python plot.py --last 3              # a run's final score: the mean of its last 3 evaluations
 
 Per env: `{env}.png` with BCQ, BCQ+aug (`--aug`, where run) and SQV learning curves (mean over seeds, shaded 95% percentile
 bootstrap band over seeds) and the behavioral and buffer-policy returns as horizontal lines.
@@ -57,8 +58,9 @@ def eval_steps(results_dir: str, algo: str, env: str, seed: int, n: int) -> tupl
     return np.arange(1, n + 1), "evaluation"
 
 
-def final(runs: dict[int, np.ndarray]) -> np.ndarray:
-    return np.array([runs[s][-1] for s in sorted(runs)])
+def final(runs: dict[int, np.ndarray], last: int = 1) -> np.ndarray:
+    """Each seed's final score: the mean of its last ``last`` evaluations."""
+    return np.array([runs[s][-last:].mean() for s in sorted(runs)])
 
 
 def buffer_means(runs: dict[int, np.ndarray] | None) -> np.ndarray | None:
@@ -67,14 +69,14 @@ def buffer_means(runs: dict[int, np.ndarray] | None) -> np.ndarray | None:
     return np.array(means) if means else None
 
 
-def summarize(found) -> list[dict]:
+def summarize(found, last: int = 1) -> list[dict]:
     """One row per env: mean, std and n over seeds of each figure, and SQV's improvement."""
     rows = []
     for env, kinds in sorted(found.items()):
         row = {"env": env}
-        per_kind = {"behavioral": final(kinds["behavioral"]) if kinds.get("behavioral") else None,
+        per_kind = {"behavioral": final(kinds["behavioral"], last) if kinds.get("behavioral") else None,
                     "buffer": buffer_means(kinds.get("buffer_returns")),
-                    **{algo: final(kinds[algo]) if kinds.get(algo) else None for algo in CURVES}}
+                    **{algo: final(kinds[algo], last) if kinds.get(algo) else None for algo in CURVES}}
         for key, values in per_kind.items():
             row[key] = None if values is None else (float(values.mean()), float(values.std()), len(values))
         row["improvement"] = (relative_improvement(row["SQV"][0], row["BCQ"][0])
@@ -101,34 +103,34 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def normalized_iqm(found, normalizer, rng) -> dict[str, tuple[float, float, float, int, int]]:
+def normalized_iqm(found, normalizer, rng, last: int = 1) -> dict[str, tuple[float, float, float, int, int]]:
     """IQM over games × seeds of normalized final scores, with stratified bootstrap 95% CIs, for every
     algorithm of `CURVES` that all the games have. ``normalizer(env, kinds)`` returns a function of raw
     scores, or None to leave the game out. Algorithm → (IQM, low, high, games, seeds)."""
-    games = {env: fn for env in sorted(found) if (fn := normalizer(env, found[env])) is not None
+    games = {env: fn for env in sorted(found) if (fn := normalizer(env, found[env], last)) is not None
              and all(found[env].get(algo) for algo in ALGOS)}  # the same games for every algorithm
     out = {}
     for algo in CURVES:
         if not games or not all(found[env].get(algo) for env in games):
             continue
         seeds = min(len(found[env][algo]) for env in games)  # a rectangular runs × games matrix
-        matrix = np.stack([fn(final(found[env][algo])[:seeds]) for env, fn in games.items()], axis=1)
+        matrix = np.stack([fn(final(found[env][algo], last)[:seeds]) for env, fn in games.items()], axis=1)
         low, high = stratified_bootstrap_ci(matrix, iqm, rng)
         out[algo] = (iqm(matrix), low, high, len(games), seeds)
     return out
 
 
-def atari_normalizer(env, kinds):
+def atari_normalizer(env, kinds, last):
     return None if human_normalized(env, 0.0) is None else (lambda scores: human_normalized(env, scores))
 
 
-def behavior_normalizer(env, kinds):
+def behavior_normalizer(env, kinds, last):
     """Other envs with a known random score, against their behavioral agent's seed-mean final return
     (left out where that agent does not beat random play)."""
     random = random_score(env)
     if random is None or human_normalized(env, 0.0) is not None or not kinds.get("behavioral"):
         return None
-    behavioral = float(final(kinds["behavioral"]).mean())
+    behavioral = float(final(kinds["behavioral"], last).mean())
     return None if behavioral <= random else (lambda scores: behavior_normalized(scores, random, behavioral))
 
 
@@ -149,7 +151,7 @@ def save_figure(fig, path: str) -> None:
         fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
 
 
-def draw_env(ax, env: str, kinds, results_dir: str, rng, title: str) -> None:
+def draw_env(ax, env: str, kinds, results_dir: str, rng, title: str, last: int = 1) -> None:
     """The learning curves of one env (mean over seeds, 95% bootstrap band) and its reference lines."""
     axes = {algo: eval_steps(results_dir, algo, env, min(kinds[algo]), min(len(r) for r in kinds[algo].values()))
             for algo in CURVES if kinds.get(algo)}
@@ -167,7 +169,7 @@ def draw_env(ax, env: str, kinds, results_dir: str, rng, title: str) -> None:
         ax.plot(steps, curves.mean(0), color=color, label=f"{LABELS[algo]} (n={len(seeds)})")
         ax.fill_between(steps, low, high, color=color, alpha=0.25)
     for key, label, style in (("behavioral", "behavioral", "--"), ("buffer_returns", "buffer policy", ":")):
-        values = final(kinds[key]) if key == "behavioral" and kinds.get(key) else (
+        values = final(kinds[key], last) if key == "behavioral" and kinds.get(key) else (
             buffer_means(kinds.get(key)) if key == "buffer_returns" else None)
         if values is not None:
             value = float(np.mean(values))
@@ -176,16 +178,16 @@ def draw_env(ax, env: str, kinds, results_dir: str, rng, title: str) -> None:
     ax.legend(fontsize=7)
 
 
-def plot_env(env: str, kinds, results_dir: str, path: str, rng) -> None:
+def plot_env(env: str, kinds, results_dir: str, path: str, rng, last: int = 1) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    draw_env(ax, env, kinds, results_dir, rng, f"{env}  (bands: 95% bootstrap CI over seeds)")
+    draw_env(ax, env, kinds, results_dir, rng, f"{env}  (bands: 95% bootstrap CI over seeds)", last)
     save_figure(fig, path)
     plt.close(fig)
 
 
-def plot_curves(found, results_dir: str, path: str, rng, columns: int = 4) -> None:
+def plot_curves(found, results_dir: str, path: str, rng, last: int = 1, columns: int = 4) -> None:
     """Every env's learning curves in one figure (for a study over many envs)."""
     import matplotlib.pyplot as plt
 
@@ -193,7 +195,7 @@ def plot_curves(found, results_dir: str, path: str, rng, columns: int = 4) -> No
     rows = -(-len(envs) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 3.4 * rows), squeeze=False)
     for ax, env in zip(axes.flat, envs):
-        draw_env(ax, env, found[env], results_dir, rng, env)
+        draw_env(ax, env, found[env], results_dir, rng, env, last)
     for ax in list(axes.flat)[len(envs):]:
         ax.axis("off")
     fig.suptitle("mean over seeds, bands: 95% bootstrap CI over seeds")
@@ -300,8 +302,9 @@ def plot_episodes(results_dir: str, out_dir: str, rng, window: int = 1000) -> li
     return paths
 
 
-def make_report(results_dir: str, out_dir: str, seed: int = 0) -> dict[str, object]:
-    """Draw every figure and write the table; returns the paths and the summary rows."""
+def make_report(results_dir: str, out_dir: str, seed: int = 0, last: int = 1) -> dict[str, object]:
+    """Draw every figure and write the table; returns the paths and the summary rows. A run's final
+    score is the mean of its last ``last`` evaluations."""
     import matplotlib
     matplotlib.use("Agg")
 
@@ -313,16 +316,19 @@ def make_report(results_dir: str, out_dir: str, seed: int = 0) -> dict[str, obje
     paths = []
     for env, kinds in sorted(found.items()):
         paths.append(os.path.join(out_dir, f"{env}.png"))
-        plot_env(env, kinds, results_dir, paths[-1], rng)
+        plot_env(env, kinds, results_dir, paths[-1], rng, last)
     paths += plot_episodes(results_dir, out_dir, rng)
     if sum(any(kinds.get(algo) for algo in CURVES) for kinds in found.values()) > 1:
         paths.append(os.path.join(out_dir, "curves.png"))
-        plot_curves(found, results_dir, paths[-1], rng)
-    rows = summarize(found)
+        plot_curves(found, results_dir, paths[-1], rng, last)
+    rows = summarize(found, last)
     paths.append(os.path.join(out_dir, "summary.png"))
     plot_summary(rows, paths[-1])
     table = markdown_table(rows)
-    aggregate = {name: values for name, normalizer, _ in AGGREGATES if (values := normalized_iqm(found, normalizer, rng))}
+    if last > 1:
+        table += f"\n\nFinal scores (behavioral and offline) are each run's mean of its last {last} evaluations."
+    aggregate = {name: values for name, normalizer, _ in AGGREGATES
+                 if (values := normalized_iqm(found, normalizer, rng, last))}
     for name, _, title in AGGREGATES:
         if name in aggregate:
             table += "\n\n" + aggregate_text(title, aggregate[name])
@@ -339,13 +345,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results_dir", type=str, default="results", help="where the results/*.npy files are")
     parser.add_argument("--out_dir", type=str, default="plots", help="where the PNG files and table.md go")
+    parser.add_argument("--last", type=int, default=1,
+                        help="a run's final score is the mean of its last N evaluations (default 1: the last)")
     args = parser.parse_args()
+    if args.last < 1:
+        print(f"error: --last must be at least 1, not {args.last}", file=__import__("sys").stderr)
+        return 2
     if not os.path.isdir(args.results_dir):
         print(f"error: no results directory {args.results_dir}; run python main.py --pipeline first",
               file=__import__("sys").stderr)
         return 2
     try:
-        report = make_report(args.results_dir, args.out_dir)
+        report = make_report(args.results_dir, args.out_dir, last=args.last)
     except FileNotFoundError as err:
         print(f"error: {err}", file=__import__("sys").stderr)
         return 2

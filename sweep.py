@@ -7,7 +7,8 @@
 
 The config (YAML) names ``out_dir``, ``envs``, ``seeds``, ``algos`` (bcq, bcq-aug, sqv, sqil), the
 flags of every run (``flags``), per stage (``stages: {behavioral, buffer, offline}``) and per env
-(``env_flags``), and ``resources`` per run (``num_cpus``, ``num_gpus``). Each env × seed trains one
+(``env_flags``), ``resources`` per run (``num_cpus``, ``num_gpus``), and optionally ``last_evals`` (the report's
+final score of a run is the mean of its last that many evaluations; default 1). Each env × seed trains one
 behavioral agent and generates one buffer, which every algorithm of that env × seed then shares
 (Ray starts a run once the runs it needs have succeeded). A run that succeeded leaves
 ``{out_dir}/sweep/{run}.done`` with its arguments and is skipped next time, unless its arguments
@@ -271,7 +272,7 @@ def main(argv=None) -> int:
         from plot import make_report
 
         try:
-            report = make_report(results, os.path.join(out_dir, "plots"))
+            report = make_report(results, os.path.join(out_dir, "plots"), last=int(config.get("last_evals", 1)))
             print(f"[sweep] plots: {', '.join(report['figures'])}; table: {report['table']}")
         except FileNotFoundError as err:
             print(f"[sweep] no table: {err}")

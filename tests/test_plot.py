@@ -108,3 +108,16 @@ def test_behavior_normalized_iqm_by_hand(tmp_path):
 @pytest.mark.parametrize("env", ["CartPole-v1", "MinAtar/Seaquest-v1"])
 def test_random_scores_are_what_the_procedure_measures(env):
     assert random_policy_return(env) == pytest.approx(RANDOM_SCORES[env], abs=0.005)
+
+
+def test_final_scores_can_average_the_last_evaluations(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    for seed, curve in ((0, [0.0, 10.0, 20.0, 30.0]), (1, [0.0, 0.0, 40.0, 50.0])):
+        np.save(results / f"BCQ_CartPole-v1_{seed}.npy", np.array(curve))
+        np.save(results / f"SQV_CartPole-v1_{seed}.npy", np.array(curve) * 2)
+    report = make_report(str(results), str(tmp_path / "plots"), last=2)
+    row = report["rows"][0]
+    assert row["BCQ"] == pytest.approx((35.0, 10.0, 2))  # seeds: (20 + 30) / 2 and (40 + 50) / 2
+    assert row["SQV"][0] == pytest.approx(70.0)
+    assert "mean of its last 2 evaluations" in report["markdown"]
