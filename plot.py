@@ -10,7 +10,9 @@ Across envs: `curves.png` with every env's curves in one figure (when there are 
 of the seed-mean final returns, and the human-normalized final scores of Atari games;
 `aggregate.png` and lines under the table with the IQM over games × seeds (stratified bootstrap
 95% CIs) of human-normalized Atari scores and of behavior-normalized scores of the other envs,
-(score − random) / (behavioral − random), for the envs with a random score in `common/scores.py`. Where h-DQN
+(score − random) / (behavioral − random), for the envs with a random score in `common/scores.py`
+whose behavioral agent beats random play by more than 2 standard errors; and the probability of
+improvement P(X > Y) of SQV over BCQ, BCQ+aug over BCQ and SQV over BCQ+aug, averaged over envs. Where h-DQN
 runs exist (`hDQN_*_episodes.npy`): `{env}_episodes.png` with the extrinsic reward per training
 episode of h-DQN and of the flat DQN (`behavioral_*_episodes.npy`), moving averages over 1000. The table
 (`table.md`, also printed) gives, per env, mean ± std over seeds (n) of the behavioral, buffer, BCQ,
@@ -27,8 +29,8 @@ from collections import defaultdict
 import numpy as np
 
 from common.io import atomic_open
-from common.scores import (behavior_normalized, bootstrap_mean_ci, human_normalized, iqm, random_score,
-                           relative_improvement, stratified_bootstrap_ci)
+from common.scores import (beats, behavior_normalized, bootstrap_mean_ci, human_normalized, iqm, random_score,
+                           relative_improvement, stratified_bootstrap_ci, stratified_bootstrap_poi)
 
 ALGOS = ("BCQ", "SQV")                 # compared by the improvement and the Atari IQM
 CURVES = ("BCQ", "BCQaug", "SQV")      # drawn and tabulated where present (BCQaug: --aug)
@@ -125,13 +127,31 @@ def atari_normalizer(env, kinds, last):
 
 
 def behavior_normalizer(env, kinds, last):
-    """Other envs with a known random score, against their behavioral agent's seed-mean final return
-    (left out where that agent does not beat random play)."""
+    """Other envs with a known random score, against their behavioral agent's seed-mean final return;
+    left out where that agent does not beat random play by more than twice the standard error of the
+    difference (its scale would be noise)."""
     random = random_score(env)
     if random is None or human_normalized(env, 0.0) is not None or not kinds.get("behavioral"):
         return None
-    behavioral = float(final(kinds["behavioral"], last).mean())
-    return None if behavioral <= random else (lambda scores: behavior_normalized(scores, random, behavioral))
+    behavioral = final(kinds["behavioral"], last)
+    if not beats(behavioral, random):
+        return None
+    return lambda scores: behavior_normalized(scores, random[0], float(behavioral.mean()))
+
+
+COMPARISONS = (("SQV", "BCQ"), ("BCQaug", "BCQ"), ("SQV", "BCQaug"))
+
+
+def improvement_probabilities(found, rng, last: int = 1) -> dict[tuple[str, str], tuple[float, float, float, int]]:
+    """(X, Y) → (P(X > Y) averaged over the envs that have both, CI low, CI high, envs), from the runs'
+    final scores; no normalization needed."""
+    out = {}
+    for x, y in COMPARISONS:
+        pairs = [(final(kinds[x], last), final(kinds[y], last)) for _, kinds in sorted(found.items())
+                 if kinds.get(x) and kinds.get(y)]
+        if pairs:
+            out[(x, y)] = (*stratified_bootstrap_poi(pairs, rng), len(pairs))
+    return out
 
 
 AGGREGATES = (("Atari", atari_normalizer, "IQM of human-normalized final scores over Atari games × seeds"),
@@ -335,10 +355,16 @@ def make_report(results_dir: str, out_dir: str, seed: int = 0, last: int = 1) ->
     if aggregate:
         paths.append(os.path.join(out_dir, "aggregate.png"))
         plot_aggregate(aggregate, paths[-1])
+    improvements = improvement_probabilities(found, rng, last)
+    if improvements:
+        table += "\n\nProbability of improvement, P(X > Y) over pairs of runs averaged over envs (95% stratified bootstrap CI):\n"
+        table += "\n".join(f"- P({LABELS[x]} > {LABELS[y]}) = {p:.2f} [{lo:.2f}, {hi:.2f}] ({n} envs)"
+                            for (x, y), (p, lo, hi, n) in improvements.items())
     table_path = os.path.join(out_dir, "table.md")
     with atomic_open(table_path) as f:
         f.write((table + "\n").encode())
-    return {"figures": paths, "table": table_path, "rows": rows, "markdown": table, "iqm": aggregate}
+    return {"figures": paths, "table": table_path, "rows": rows, "markdown": table, "iqm": aggregate,
+            "improvement_probability": improvements}
 
 
 def main() -> int:

@@ -38,20 +38,48 @@ ATARI_HUMAN = {
 
 
 # Mean return of uniformly random actions over 100 episodes (seeds 1000-1099) with this project's env
-# settings (MinAtar Freeway truncated at 2500 steps, as in configs/minatar_study.yaml), measured with
-# `common.envs.random_policy_return`; tests/test_plot.py re-measures two of them.
+# settings (MinAtar Freeway truncated at 2500 steps, as in configs/minatar_study.yaml), and its standard
+# error; measured with `common.envs.random_policy_return`; tests/test_plot.py re-measures two of them.
 RANDOM_SCORES = {
-    "MinAtar/Asterix-v1": 0.59, "MinAtar/Breakout-v1": 0.31, "MinAtar/Freeway-v1": 0.38,
-    "MinAtar/Seaquest-v1": 0.10, "MinAtar/SpaceInvaders-v1": 4.46, "CartPole-v1": 22.54, "Acrobot-v1": -499.2,
+    "MinAtar/Asterix-v1": (0.59, 0.110), "MinAtar/Breakout-v1": (0.31, 0.059), "MinAtar/Freeway-v1": (0.38, 0.067),
+    "MinAtar/Seaquest-v1": (0.10, 0.033), "MinAtar/SpaceInvaders-v1": (4.46, 0.368), "CartPole-v1": (22.54, 1.065),
+    "Acrobot-v1": (-499.2, 0.614),
 }
 
 
-def random_score(env: str) -> float | None:
-    """The random-policy score of an env id or its file-name form (``MinAtar_Breakout-v1``)."""
+def random_score(env: str) -> tuple[float, float] | None:
+    """(mean, standard error) of random play for an env id or its file-name form (``MinAtar_Breakout-v1``)."""
     for name, score in RANDOM_SCORES.items():
         if env in (name, name.replace("/", "_")):
             return score
     return None
+
+
+def beats(scores, reference: tuple[float, float]) -> bool:
+    """Whether the mean of ``scores`` (runs) exceeds ``reference`` = (mean, standard error) by more than
+    twice the standard error of the difference."""
+    scores = np.asarray(scores, dtype=float)
+    sem = scores.std(ddof=1) / np.sqrt(len(scores)) if len(scores) > 1 else 0.0
+    return scores.mean() - reference[0] > 2.0 * np.hypot(sem, reference[1])
+
+
+def probability_of_improvement(x, y) -> float:
+    """P(X > Y) for one task: over all pairs of a run of X and a run of Y, the fraction X wins (ties
+    count 1/2); the Mann-Whitney statistic of Agarwal et al. 2021."""
+    x, y = np.asarray(x, dtype=float)[:, None], np.asarray(y, dtype=float)[None, :]
+    return float(np.mean((x > y) + 0.5 * (x == y)))
+
+
+def stratified_bootstrap_poi(pairs, rng: np.random.Generator, reps: int = 2000, level: float = 0.95):
+    """Mean over tasks of P(X > Y) and its CI, resampling each task's runs of X and of Y."""
+    value = float(np.mean([probability_of_improvement(x, y) for x, y in pairs]))
+    samples = []
+    for _ in range(reps):
+        samples.append(np.mean([probability_of_improvement(np.asarray(x)[rng.integers(0, len(x), len(x))],
+                                                           np.asarray(y)[rng.integers(0, len(y), len(y))])
+                                for x, y in pairs]))
+    tail = (1 - level) / 2 * 100
+    return value, float(np.percentile(samples, tail)), float(np.percentile(samples, 100 - tail))
 
 
 def behavior_normalized(score, random: float, behavioral: float):

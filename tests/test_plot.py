@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from common.envs import random_policy_return
-from common.scores import (RANDOM_SCORES, behavior_normalized, bootstrap_mean_ci, human_normalized, iqm,
-                           random_score, relative_improvement, stratified_bootstrap_ci)
+from common.scores import (RANDOM_SCORES, beats, behavior_normalized, bootstrap_mean_ci, human_normalized, iqm,
+                           probability_of_improvement, random_score, relative_improvement, stratified_bootstrap_ci,
+                           stratified_bootstrap_poi)
 from plot import make_report
 
 
@@ -85,12 +86,13 @@ def test_aug_runs_get_their_own_column_and_curve(tmp_path):
     assert "| env | behavioral | buffer | BCQ | BCQ+aug | SQV | SQV vs BCQ | BCQ+aug vs BCQ |" in table
     assert "| 150.0 ± 50.0 (2) | 150.0 ± 30.0 (2) | 200.0 ± 50.0 (2) | +33.3% | +0.0% |" in table
     assert "- BCQ+aug: " in table  # in the behavior-normalized IQM
+    assert "- P(SQV > BCQ) = 0.75" in table and "- P(BCQ+aug > BCQ) = 0.50" in table  # 150, 250 and 120, 180 vs 100, 200
 
 
 def test_behavior_normalized_iqm_by_hand(tmp_path):
     results = tmp_path / "results"
     results.mkdir()
-    random, behavioral = RANDOM_SCORES["CartPole-v1"], 222.54  # behavioral − random = 200
+    random, behavioral = RANDOM_SCORES["CartPole-v1"][0], 222.54  # behavioral − random = 200
     write_results(results, "CartPole-v1", [0, 1], [22.54, 122.54], [222.54, 322.54], [behavioral] * 2, [[1], [2]])
     write_results(results, "MinAtar_Breakout-v1", [0, 1], [1.31, 2.31], [0.31, 0.31], [2.31, 2.31], [[1], [1]])
     write_results(results, "MinAtar_Asterix-v1", [0, 1], [9.0, 9.0], [9.0, 9.0], [0.5, 0.5], [[1], [1]])
@@ -101,13 +103,23 @@ def test_behavior_normalized_iqm_by_hand(tmp_path):
     assert report["iqm"]["other"]["SQV"][0] == pytest.approx(iqm([1.0, 1.5, 0.0, 0.0]))
     assert "Atari" not in report["iqm"]
     assert behavior_normalized(random, random, behavioral) == 0.0
-    assert random_score("MinAtar_Seaquest-v1") == random_score("MinAtar/Seaquest-v1") == 0.10
+    assert random_score("MinAtar_Seaquest-v1") == random_score("MinAtar/Seaquest-v1") == (0.10, 0.033)
     assert random_score("Pendulum-v1") is None
+    # within noise of random play: 0.7 ± 0.1 over 3 seeds against 0.59 ± 0.11 (Asterix's random play)
+    assert not beats([0.6, 0.7, 0.8], (0.59, 0.11)) and beats([1.6, 1.7, 1.8], (0.59, 0.11))
+
+
+def test_probability_of_improvement_by_hand():
+    assert probability_of_improvement([2.0, 3.0], [1.0, 2.0]) == pytest.approx((1 + 1 + 0.5 + 1) / 4)
+    assert probability_of_improvement([0.0], [1.0]) == 0.0
+    rng = np.random.default_rng(0)
+    value, low, high = stratified_bootstrap_poi([([2.0, 3.0], [1.0, 2.0]), ([0.0], [1.0])], rng, reps=200)
+    assert value == pytest.approx((0.875 + 0.0) / 2) and 0.0 <= low <= value <= high <= 0.5
 
 
 @pytest.mark.parametrize("env", ["CartPole-v1", "MinAtar/Seaquest-v1"])
 def test_random_scores_are_what_the_procedure_measures(env):
-    assert random_policy_return(env) == pytest.approx(RANDOM_SCORES[env], abs=0.005)
+    assert random_policy_return(env) == pytest.approx(RANDOM_SCORES[env][0], abs=0.005)
 
 
 def test_final_scores_can_average_the_last_evaluations(tmp_path):
