@@ -32,9 +32,10 @@ from common.io import atomic_open
 from common.scores import (beats, behavior_normalized, bootstrap_mean_ci, human_normalized, iqm, random_score,
                            relative_improvement, stratified_bootstrap_ci, stratified_bootstrap_poi)
 
-ALGOS = ("BCQ", "SQV")                 # compared by the improvement and the Atari IQM
+ALGOS = ("BCQ", "SQV")                 # compared by the improvement; a game in an IQM has both
 CURVES = ("BCQ", "BCQaug", "SQV")      # drawn and tabulated where present (BCQaug: --aug)
 LABELS = {"BCQ": "BCQ", "BCQaug": "BCQ+aug", "SQV": "SQV"}
+COLORS = {"BCQ": "tab:blue", "BCQaug": "tab:green", "SQV": "tab:orange"}
 PATTERN = re.compile(r"^(BCQaug|BCQ|SQV|behavioral|buffer_returns)_(.+)_(-?\d+)\.npy$")
 
 
@@ -61,7 +62,9 @@ def eval_steps(results_dir: str, algo: str, env: str, seed: int, n: int) -> tupl
 
 
 def final(runs: dict[int, np.ndarray], last: int = 1) -> np.ndarray:
-    """Each seed's final score: the mean of its last ``last`` evaluations."""
+    """Each seed's final score: the mean of its last ``last`` evaluations (of all, where it has fewer)."""
+    if last < 1:
+        raise ValueError(f"a final score averages at least the last evaluation, not the last {last}")
     return np.array([runs[s][-last:].mean() for s in sorted(runs)])
 
 
@@ -107,8 +110,9 @@ def markdown_table(rows: list[dict]) -> str:
 
 def normalized_iqm(found, normalizer, rng, last: int = 1) -> dict[str, tuple[float, float, float, int, int]]:
     """IQM over games × seeds of normalized final scores, with stratified bootstrap 95% CIs, for every
-    algorithm of `CURVES` that all the games have. ``normalizer(env, kinds)`` returns a function of raw
-    scores, or None to leave the game out. Algorithm → (IQM, low, high, games, seeds)."""
+    algorithm of `CURVES` that all the games have. The games: those with BCQ and SQV runs for which
+    ``normalizer(env, kinds, last)`` returns a function of raw scores (None leaves a game out).
+    Algorithm → (IQM, low, high, games, seeds)."""
     games = {env: fn for env in sorted(found) if (fn := normalizer(env, found[env], last)) is not None
              and all(found[env].get(algo) for algo in ALGOS)}  # the same games for every algorithm
     out = {}
@@ -161,8 +165,8 @@ AGGREGATES = (("Atari", atari_normalizer, "IQM of human-normalized final scores 
 
 def aggregate_text(title: str, values: dict) -> str:
     lines = [f"{title} (95% stratified bootstrap CI):"]
-    lines += [f"- {LABELS[algo]}: {v:.3f} [{lo:.3f}, {hi:.3f}] ({g} games with every algorithm, the first {n} "
-              f"seeds of each)" for algo, (v, lo, hi, g, n) in values.items()]
+    lines += [f"- {LABELS[algo]}: {v:.3f} [{lo:.3f}, {hi:.3f}] ({g} games, the first {n} seeds of each)"
+              for algo, (v, lo, hi, g, n) in values.items()]
     return "\n".join(lines)
 
 
@@ -177,8 +181,8 @@ def draw_env(ax, env: str, kinds, results_dir: str, rng, title: str, last: int =
             for algo in CURVES if kinds.get(algo)}
     use_iterations = all(label == "training iterations" for _, label in axes.values())
     xlabel = "training iterations" if use_iterations else "evaluation"
-    for algo, color in zip(CURVES, ("tab:blue", "tab:green", "tab:orange")):
-        runs = kinds.get(algo)
+    for algo in CURVES:
+        runs, color = kinds.get(algo), COLORS[algo]
         if not runs:
             continue
         seeds = sorted(runs)
@@ -262,16 +266,15 @@ def plot_aggregate(aggregate: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(aggregate), figsize=(5 * len(aggregate), 3), squeeze=False)
-    colors = dict(zip(CURVES, ("tab:blue", "tab:green", "tab:orange")))
     for ax, (name, values) in zip(axes[0], aggregate.items()):
         algos = list(values)
         iqms = np.array([values[a][0] for a in algos])
-        errors = np.abs(np.array([[values[a][1] for a in algos], [values[a][2] for a in algos]]) - iqms)
-        ax.barh(range(len(algos)), iqms, xerr=errors, color=[colors[a] for a in algos], capsize=4)
-        ax.set_yticks(range(len(algos)), [LABELS[a] for a in algos])
-        games, seeds = next(iter(values.values()))[3:]
+        errors = np.array([iqms - [values[a][1] for a in algos], [values[a][2] for a in algos] - iqms])
+        ax.barh(range(len(algos)), iqms, xerr=np.maximum(errors, 0.0), color=[COLORS[a] for a in algos], capsize=4)
+        ax.set_yticks(range(len(algos)), [f"{LABELS[a]} (n={values[a][4]})" for a in algos])
         kind = "human-normalized" if name == "Atari" else "behavior-normalized"
-        ax.set(title=f"{name}: IQM, {games} games × {seeds} seeds", xlabel=f"{kind} score (95% CI)")
+        ax.set(title=f"{name}: IQM over {next(iter(values.values()))[3]} games",
+               xlabel=f"{kind} score (95% CI); n = seeds per game")
     save_figure(fig, path)
     plt.close(fig)
 
@@ -331,7 +334,7 @@ def make_report(results_dir: str, out_dir: str, seed: int = 0, last: int = 1) ->
     found = collect(results_dir)
     if not found:
         raise FileNotFoundError(f"no results files (BCQ_*, SQV_*, behavioral_*) in {results_dir}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed)  # the figures' bands; each statistic of the table has its own below
     os.makedirs(out_dir, exist_ok=True)
     paths = []
     for env, kinds in sorted(found.items()):
@@ -348,14 +351,14 @@ def make_report(results_dir: str, out_dir: str, seed: int = 0, last: int = 1) ->
     if last > 1:
         table += f"\n\nFinal scores (behavioral and offline) are each run's mean of its last {last} evaluations."
     aggregate = {name: values for name, normalizer, _ in AGGREGATES
-                 if (values := normalized_iqm(found, normalizer, rng, last))}
+                 if (values := normalized_iqm(found, normalizer, np.random.default_rng(seed), last))}
     for name, _, title in AGGREGATES:
         if name in aggregate:
             table += "\n\n" + aggregate_text(title, aggregate[name])
     if aggregate:
         paths.append(os.path.join(out_dir, "aggregate.png"))
         plot_aggregate(aggregate, paths[-1])
-    improvements = improvement_probabilities(found, rng, last)
+    improvements = improvement_probabilities(found, np.random.default_rng(seed), last)
     if improvements:
         table += "\n\nProbability of improvement, P(X > Y) over pairs of runs averaged over envs (95% stratified bootstrap CI):\n"
         table += "\n".join(f"- P({LABELS[x]} > {LABELS[y]}) = {p:.2f} [{lo:.2f}, {hi:.2f}] ({n} envs)"

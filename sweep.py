@@ -12,7 +12,7 @@ final score of a run is the mean of its last that many evaluations; default 1). 
 behavioral agent and generates one buffer, which every algorithm of that env × seed then shares
 (Ray starts a run once the runs it needs have succeeded). A run that succeeded leaves
 ``{out_dir}/sweep/{run}.done`` with its arguments and is skipped next time, unless its arguments
-changed since (then it and the runs after it run again); offline and behavioral runs are started
+changed since (then it and every run that needs it run again, from scratch); offline and behavioral runs are started
 with ``--resume``, so an interrupted sweep continues from the runs' checkpoints. Each run's
 output goes to ``{out_dir}/sweep/{run}.log``. At the end the results table and plots are made
 (``plot.py``) from ``{out_dir}/results``.
@@ -94,8 +94,9 @@ def marker(out_dir: str, run: Run) -> str:
 
 
 def signature(run: Run) -> str:
-    """What a ``.done`` marker records of a run: its arguments, less ``--out_dir`` (where the marker is)."""
-    argv = list(run.argv)
+    """What a ``.done`` marker records of a run: its arguments, less ``--out_dir`` (where the marker is)
+    and ``--resume`` (how it was started, not what it computes)."""
+    argv = [a for a in run.argv if a != "--resume"]
     if "--out_dir" in argv:
         at = argv.index("--out_dir")
         del argv[at:at + 2]
@@ -120,10 +121,41 @@ def finished_runs(runs: list[Run], out_dir: str) -> tuple[set[str], list[str]]:
     return done, changed
 
 
+def started(out_dir: str, run: Run) -> str:
+    return os.path.join(out_dir, "sweep", f"{run.name}.started")
+
+
+def plan(runs: list[Run], out_dir: str) -> tuple[set[str], list[str], list[Run]]:
+    """What this sweep does: (the runs to skip, the finished runs whose arguments changed, every run
+    as it is to be started). A run that is not skipped continues from its checkpoint (``--resume``)
+    only where that checkpoint can be from these arguments and these inputs: the run last started with
+    the same arguments (``{run}.started``) and every run it needs is skipped. Otherwise it starts
+    over (main.py then drops the stage's old checkpoints). Markers of runs that run again are removed
+    now, so that a sweep stopped partway never leaves them looking finished."""
+    done, changed = finished_runs(runs, out_dir)
+    planned = []
+    for run in runs:
+        if run.name in done:
+            planned.append(run)
+            continue
+        if os.path.exists(marker(out_dir, run)):
+            os.remove(marker(out_dir, run))
+        recorded = None
+        if os.path.exists(started(out_dir, run)):
+            with open(started(out_dir, run)) as f:
+                recorded = f.readline().strip()
+        same = recorded in (None, signature(run)) and all(need in done for need in run.needs)
+        argv = run.argv if same else [a for a in run.argv if a != "--resume"]
+        planned.append(Run(run.name, run.stage, argv, run.needs))
+    return done, changed, planned
+
+
 def execute(run: Run, out_dir: str, threads: int) -> tuple[bool, str]:
     """Run one stage as a subprocess (``threads`` OpenMP threads); (succeeded, one-line message)."""
     os.makedirs(os.path.join(out_dir, "sweep"), exist_ok=True)
     log_path = os.path.join(out_dir, "sweep", f"{run.name}.log")
+    with open(started(out_dir, run), "w") as f:
+        f.write(signature(run) + "\n")
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     start = time.time()
     with open(log_path, "w") as log:
@@ -135,6 +167,7 @@ def execute(run: Run, out_dir: str, threads: int) -> tuple[bool, str]:
         return False, f"exit {code}: {lines[-1] if lines else 'no output'} (log: {log_path})"
     with open(marker(out_dir, run), "w") as f:
         f.write(f"{signature(run)}\n{time.time() - start:.1f} s\n")
+    os.remove(started(out_dir, run))
     return True, f"{time.time() - start:.0f} s"
 
 
@@ -242,15 +275,16 @@ def main(argv=None) -> int:
     config = load_config(args.config)
     runs = expand(config)
     out_dir = config["out_dir"]
-    done_already, changed = finished_runs(runs, out_dir)
-    if changed:
-        print(f"[sweep] {len(changed)} finished runs have other arguments now ({', '.join(changed[:3])}"
-              f"{', ...' if len(changed) > 3 else ''}): they run again, and the runs that need them")
     if args.dry_run:
+        done_already, _ = finished_runs(runs, out_dir)
         for run in runs:
             state = "done" if run.name in done_already else "to run"
             print(f"{run.name:<48} {state:<7} python main.py {' '.join(run.argv)}")
         return 0
+    done_already, changed, runs = plan(runs, out_dir)
+    if changed:
+        print(f"[sweep] {len(changed)} finished runs have other arguments now ({', '.join(changed[:3])}"
+              f"{', ...' if len(changed) > 3 else ''}): they run again, and the runs that need them")
     progress = Progress(len(runs), len(done_already))
     print(f"[sweep] {len(runs)} runs, {len(done_already)} already done; logs in {os.path.join(out_dir, 'sweep')}")
     resources = config.get("resources", {})

@@ -185,18 +185,18 @@ def make_env(env_id: str, cfg: Any = None) -> EnvInfo:
     return EnvInfo(env, kind, tuple(env.observation_space.shape), env.action_space)
 
 
-def random_policy_return(env_id: str, cfg: Any = None, episodes: int = 100, first_seed: int = 1000) -> float:
-    """Mean return of uniformly random actions over ``episodes`` episodes (env seeds ``first_seed``,
+def random_policy_returns(env_id: str, cfg: Any = None, episodes: int = 100, first_seed: int = 1000) -> np.ndarray:
+    """The return of each of ``episodes`` episodes of uniformly random actions (env seeds ``first_seed``,
     ``first_seed + 1``, ...; the action space seeded with the episode's index)."""
     env = make_env(env_id, cfg).env
-    total = 0.0
+    returns = np.zeros(episodes)
     for episode in range(episodes):
         env.reset(seed=first_seed + episode)
         env.action_space.seed(episode)
         done = False
         while not done:
             _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
-            total += float(reward)
+            returns[episode] += float(reward)
             done = terminated or truncated
     env.close()
-    return total / episodes
+    return returns

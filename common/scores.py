@@ -37,9 +37,9 @@ ATARI_HUMAN = {
 }
 
 
-# Mean return of uniformly random actions over 100 episodes (seeds 1000-1099) with this project's env
-# settings (MinAtar Freeway truncated at 2500 steps, as in configs/minatar_study.yaml), and its standard
-# error; measured with `common.envs.random_policy_return`; tests/test_plot.py re-measures two of them.
+# Random play: the mean return of uniformly random actions over 100 episodes (env seeds 1000-1099) with
+# this project's env settings, and its standard error (std / √100), from
+# `common.envs.random_policy_returns`; tests/test_plot.py re-measures two of them.
 RANDOM_SCORES = {
     "MinAtar/Asterix-v1": (0.59, 0.110), "MinAtar/Breakout-v1": (0.31, 0.059), "MinAtar/Freeway-v1": (0.38, 0.067),
     "MinAtar/Seaquest-v1": (0.10, 0.033), "MinAtar/SpaceInvaders-v1": (4.46, 0.368), "CartPole-v1": (22.54, 1.065),
@@ -57,9 +57,11 @@ def random_score(env: str) -> tuple[float, float] | None:
 
 def beats(scores, reference: tuple[float, float]) -> bool:
     """Whether the mean of ``scores`` (runs) exceeds ``reference`` = (mean, standard error) by more than
-    twice the standard error of the difference."""
+    twice the standard error of the difference. One run has no spread to judge by: False."""
     scores = np.asarray(scores, dtype=float)
-    sem = scores.std(ddof=1) / np.sqrt(len(scores)) if len(scores) > 1 else 0.0
+    if len(scores) < 2:
+        return False
+    sem = scores.std(ddof=1) / np.sqrt(len(scores))
     return scores.mean() - reference[0] > 2.0 * np.hypot(sem, reference[1])
 
 

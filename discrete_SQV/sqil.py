@@ -48,7 +48,8 @@ class SQIL(DQN):
         super().__init__(kind, state_shape, num_actions, cfg, device)
         self.alpha = cfg.sqil_alpha
         # The soft Q-values of rewards in {0, 1} lie in [0, (1 + γ·α·log A) / (1 − γ)].
-        self.q_max = (1.0 + self.discount * self.alpha * math.log(num_actions)) / (1.0 - self.discount)
+        self.q_max = ((1.0 + self.discount * self.alpha * math.log(num_actions)) / (1.0 - self.discount)
+                      if self.discount < 1 else math.inf)
 
     @torch.no_grad()
     def target(self, next_state, reward, not_done):

@@ -207,6 +207,16 @@ def test_behavioral_run_checkpoints_on_sigint_and_resumes(out):
     assert not (out / "checkpoints").exists()
 
 
+def test_a_run_without_resume_drops_an_earlier_runs_checkpoints(out):
+    """Else a later --resume could pick the earlier run's newer step over this run's own checkpoints."""
+    stale = out / "checkpoints" / f"BCQ_{SETTING}" / "step_999999"
+    stale.mkdir(parents=True)
+    (stale / "state.pt").write_bytes(b"from an earlier run with other flags")
+    result = ok(*OFFLINE, "--out_dir", out)
+    assert "starting over: removed the checkpoints of an earlier run" in result.stdout
+    assert not stale.exists() and np.load(out / "results" / f"BCQ_{SETTING}.npy").shape == (3,)
+
+
 # --- numerical faults ----------------------------------------------------------------------------
 def test_non_finite_loss_stops_training_and_names_the_checkpoint(out):
     result = main_py("--env", "CartPole-v1", "--out_dir", out, "--max_timesteps", 3000, "--eval_freq", 1000,

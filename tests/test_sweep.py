@@ -94,7 +94,7 @@ def test_runs_whose_arguments_changed_run_again_with_the_runs_after_them(tmp_pat
                                    for e in ("CartPole-v1", "DiscreteStochasticDecisionProcess-v0"))
     assert "8 finished runs have other arguments now" in capsys.readouterr().out
     calls.clear()
-    one_env = longer_offline.replace("env_flags", "x").rstrip() + "\nenv_flags: {{CartPole-v1: {{lr: 0.001}}}}\n"
+    one_env = longer_offline.rstrip() + "\nenv_flags: {{CartPole-v1: {{lr: 0.001}}}}\n"
     assert sweep.main([write_config(tmp_path, one_env), "--no_ray"]) == 0
     assert len(calls) == 8 and all("CartPole" in name for name in calls)  # behavioral, buffer and both algorithms
     calls.clear()
@@ -104,6 +104,46 @@ def test_runs_whose_arguments_changed_run_again_with_the_runs_after_them(tmp_pat
     with open(sweep.marker(str(tmp_path / "out"), run), "w") as f:
         f.write(" ".join(run.argv) + "\n")
     assert sweep.main([write_config(tmp_path, one_env), "--no_ray"]) == 0 and calls == []
+
+
+def test_a_changed_behavioral_stage_reruns_everything_after_it_even_across_a_failure(tmp_path, monkeypatch, capsys):
+    calls, broken = [], set()
+
+    def fake(run, out_dir, threads):
+        calls.append((run.name, "--resume" in run.argv))
+        if run.name in broken:
+            return False, "exit 1: error: broken"
+        with open(sweep.marker(out_dir, run), "w") as f:
+            f.write(sweep.signature(run) + "\n")
+        return True, "0 s"
+
+    os.makedirs(tmp_path / "out" / "sweep")
+    monkeypatch.setattr(sweep, "execute", fake)
+    assert sweep.main([write_config(tmp_path), "--no_ray"]) == 0
+    calls.clear()
+    longer = write_config(tmp_path, CONFIG.replace("behavioral: {{max_timesteps: 200", "behavioral: {{max_timesteps: 300"))
+    broken.add("buffer__CartPole-v1__0")  # the sweep stops partway for that env × seed
+    assert sweep.main([longer, "--no_ray"]) == 1
+    assert len(calls) == 16 - 2  # the two offline runs after the broken buffer did not start
+    assert ("behavioral__CartPole-v1__0", True) in calls  # its own arguments: it may continue its checkpoint
+    assert ("buffer__CartPole-v1__1", False) in calls and ("bcq__CartPole-v1__1", False) in calls  # new inputs
+    calls.clear()
+    broken.clear()
+    assert sweep.main([longer, "--no_ray"]) == 0  # the old markers of the unrun runs do not count
+    assert sorted(name for name, _ in calls) == ["bcq__CartPole-v1__0", "buffer__CartPole-v1__0", "sqv__CartPole-v1__0"]
+
+
+def test_a_run_started_with_other_arguments_does_not_resume(tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(sweep, "execute", lambda run, out_dir, threads: (seen.setdefault(run.name, run.argv), (True, "")))
+    config = write_config(tmp_path)
+    runs = sweep.expand(sweep.load_config(config))
+    os.makedirs(tmp_path / "out" / "sweep")
+    for run, recorded in ((runs[0], "--other flags"), (runs[4], sweep.signature(runs[4]))):
+        with open(sweep.started(str(tmp_path / "out"), run), "w") as f:
+            f.write(recorded + "\n")  # interrupted, with a checkpoint of those arguments
+    _, _, planned = sweep.plan(runs, str(tmp_path / "out"))
+    assert "--resume" not in planned[0].argv and "--resume" in planned[4].argv  # behavioral runs of two settings
 
 
 def test_local_ray_sweep_end_to_end(tmp_path, capsys):
