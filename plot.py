@@ -199,6 +199,9 @@ def draw_env(ax, env: str, kinds, results_dir: str, rng, title: str, last: int =
             value = float(np.mean(values))
             ax.axhline(value, color="gray", linestyle=style, label=f"{label} ({value:.1f})")
     ax.set(title=title, xlabel=xlabel, ylabel="mean evaluation return")
+    if use_iterations:  # 20k, not 20000: readable ticks in small panels
+        from matplotlib.ticker import FuncFormatter
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}k" if abs(v) >= 1000 else f"{v:g}"))
     ax.legend(fontsize=7)
 
 
@@ -273,7 +276,7 @@ def plot_aggregate(aggregate: dict, path: str) -> None:
         ax.barh(range(len(algos)), iqms, xerr=np.maximum(errors, 0.0), color=[COLORS[a] for a in algos], capsize=4)
         ax.set_yticks(range(len(algos)), [f"{LABELS[a]} (n={values[a][4]})" for a in algos])
         kind = "human-normalized" if name == "Atari" else "behavior-normalized"
-        ax.set(title=f"{name}: IQM over {next(iter(values.values()))[3]} games",
+        ax.set(title=f"{'Atari' if name == 'Atari' else 'non-Atari envs'}: IQM over {next(iter(values.values()))[3]} games",
                xlabel=f"{kind} score (95% CI); n = seeds per game")
     save_figure(fig, path)
     plt.close(fig)
