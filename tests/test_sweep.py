@@ -26,6 +26,24 @@ def write_config(tmp_path, text=CONFIG):
     return str(path)
 
 
+class FakeRuns:
+    """Stands in for ``sweep.execute``: records each run (``record(run)``), fails the runs in ``broken``
+    (only the first time with ``once``) and writes the others' markers as a finished run does."""
+
+    def __init__(self, broken=(), once=False, record=lambda run: run.name):
+        self.calls, self.broken, self.once, self.record = [], set(broken), once, record
+
+    def __call__(self, run, out_dir, threads):
+        self.calls.append(self.record(run))
+        if run.name in self.broken:
+            if self.once:
+                self.broken.discard(run.name)
+            return False, "exit 1: error: something broke"
+        with open(sweep.marker(out_dir, run), "w") as f:
+            f.write(sweep.signature(run) + "\n")
+        return True, "0 s"
+
+
 def test_grid_expands_with_one_buffer_per_env_and_seed_before_its_algorithms(tmp_path):
     runs = sweep.expand(sweep.load_config(write_config(tmp_path)))
     assert len(runs) == 2 * 2 * (2 + 2)
@@ -49,17 +67,8 @@ def test_bad_configs_are_one_line_errors(tmp_path):
 
 
 def test_finished_runs_are_skipped_and_failures_stop_only_their_dependents(tmp_path, monkeypatch, capsys):
-    calls, broken = [], {"behavioral__CartPole-v1__0"}  # fails once, as if interrupted or out of memory
-
-    def fake(run, out_dir, threads):
-        calls.append(run.name)
-        if run.name in broken:
-            broken.discard(run.name)
-            return False, "exit 1: error: something broke"
-        with open(sweep.marker(out_dir, run), "w") as f:
-            f.write(sweep.signature(run) + "\n")
-        return True, "0 s"
-
+    fake = FakeRuns({"behavioral__CartPole-v1__0"}, once=True)  # fails once, as if interrupted or out of memory
+    calls = fake.calls
     os.makedirs(tmp_path / "out" / "sweep")
     monkeypatch.setattr(sweep, "execute", fake)
     config = write_config(tmp_path)
@@ -76,14 +85,8 @@ def test_finished_runs_are_skipped_and_failures_stop_only_their_dependents(tmp_p
 
 
 def test_runs_whose_arguments_changed_run_again_with_the_runs_after_them(tmp_path, monkeypatch, capsys):
-    calls = []
-
-    def fake(run, out_dir, threads):
-        calls.append(run.name)
-        with open(sweep.marker(out_dir, run), "w") as f:
-            f.write(sweep.signature(run) + "\n")
-        return True, "0 s"
-
+    fake = FakeRuns()
+    calls = fake.calls
     os.makedirs(tmp_path / "out" / "sweep")
     monkeypatch.setattr(sweep, "execute", fake)
     assert sweep.main([write_config(tmp_path), "--no_ray"]) == 0 and len(calls) == 16
@@ -107,16 +110,8 @@ def test_runs_whose_arguments_changed_run_again_with_the_runs_after_them(tmp_pat
 
 
 def test_a_changed_behavioral_stage_reruns_everything_after_it_even_across_a_failure(tmp_path, monkeypatch, capsys):
-    calls, broken = [], set()
-
-    def fake(run, out_dir, threads):
-        calls.append((run.name, "--resume" in run.argv))
-        if run.name in broken:
-            return False, "exit 1: error: broken"
-        with open(sweep.marker(out_dir, run), "w") as f:
-            f.write(sweep.signature(run) + "\n")
-        return True, "0 s"
-
+    fake = FakeRuns(record=lambda run: (run.name, "--resume" in run.argv))
+    calls, broken = fake.calls, fake.broken
     os.makedirs(tmp_path / "out" / "sweep")
     monkeypatch.setattr(sweep, "execute", fake)
     assert sweep.main([write_config(tmp_path), "--no_ray"]) == 0
