@@ -158,9 +158,14 @@ def improvement_probabilities(found, rng, last: int = 1) -> dict[tuple[str, str]
     return out
 
 
-AGGREGATES = (("Atari", atari_normalizer, "IQM of human-normalized final scores over Atari games × seeds"),
-              ("other", behavior_normalizer, "IQM of behavior-normalized final scores, (score − random) / "
-                                             "(behavioral − random), over the other envs × seeds"))
+# name → (normalizer, the table's title, the figure's panel name and score axis)
+AGGREGATES = {
+    "Atari": (atari_normalizer, "IQM of human-normalized final scores over Atari games × seeds",
+              "Atari", "human-normalized score"),
+    "other": (behavior_normalizer, "IQM of behavior-normalized final scores, (score − random) / "
+                                   "(behavioral − random), over the other envs × seeds",
+              "non-Atari envs", "behavior-normalized score"),
+}
 
 
 def aggregate_text(title: str, values: dict) -> str:
@@ -270,14 +275,14 @@ def plot_aggregate(aggregate: dict, path: str) -> None:
 
     fig, axes = plt.subplots(1, len(aggregate), figsize=(5 * len(aggregate), 3), squeeze=False)
     for ax, (name, values) in zip(axes[0], aggregate.items()):
+        _, _, panel, score = AGGREGATES[name]
         algos = list(values)
         iqms = np.array([values[a][0] for a in algos])
         errors = np.array([iqms - [values[a][1] for a in algos], [values[a][2] for a in algos] - iqms])
         ax.barh(range(len(algos)), iqms, xerr=np.maximum(errors, 0.0), color=[COLORS[a] for a in algos], capsize=4)
         ax.set_yticks(range(len(algos)), [f"{LABELS[a]} (n={values[a][4]})" for a in algos])
-        kind = "human-normalized" if name == "Atari" else "behavior-normalized"
-        ax.set(title=f"{'Atari' if name == 'Atari' else 'non-Atari envs'}: IQM over {next(iter(values.values()))[3]} games",
-               xlabel=f"{kind} score (95% CI); n = seeds per game")
+        ax.set(title=f"{panel}: IQM over {next(iter(values.values()))[3]} games",
+               xlabel=f"{score} (95% CI); n = seeds per game")
     save_figure(fig, path)
     plt.close(fig)
 
@@ -353,11 +358,10 @@ def make_report(results_dir: str, out_dir: str, seed: int = 0, last: int = 1) ->
     table = markdown_table(rows)
     if last > 1:
         table += f"\n\nFinal scores (behavioral and offline) are each run's mean of its last {last} evaluations."
-    aggregate = {name: values for name, normalizer, _ in AGGREGATES
+    aggregate = {name: values for name, (normalizer, *_) in AGGREGATES.items()
                  if (values := normalized_iqm(found, normalizer, np.random.default_rng(seed), last))}
-    for name, _, title in AGGREGATES:
-        if name in aggregate:
-            table += "\n\n" + aggregate_text(title, aggregate[name])
+    for name, values in aggregate.items():
+        table += "\n\n" + aggregate_text(AGGREGATES[name][1], values)
     if aggregate:
         paths.append(os.path.join(out_dir, "aggregate.png"))
         plot_aggregate(aggregate, paths[-1])

@@ -93,10 +93,22 @@ def marker(out_dir: str, run: Run) -> str:
     return os.path.join(out_dir, "sweep", f"{run.name}.done")
 
 
+def without_resume(argv: list[str]) -> list[str]:
+    return [a for a in argv if a != "--resume"]
+
+
+def first_line(path: str) -> str | None:
+    """The first line of a marker file, or None where there is none."""
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return f.readline().strip()
+
+
 def signature(run: Run) -> str:
     """What a ``.done`` marker records of a run: its arguments, less ``--out_dir`` (where the marker is)
     and ``--resume`` (how it was started, not what it computes)."""
-    argv = [a for a in run.argv if a != "--resume"]
+    argv = without_resume(run.argv)
     if "--out_dir" in argv:
         at = argv.index("--out_dir")
         del argv[at:at + 2]
@@ -109,11 +121,9 @@ def finished_runs(runs: list[Run], out_dir: str) -> tuple[set[str], list[str]]:
     arguments (the config changed since): they run again, and so does every run after them."""
     done, changed = set(), []
     for run in runs:
-        path = marker(out_dir, run)
-        if not os.path.exists(path):
+        recorded = first_line(marker(out_dir, run))
+        if recorded is None:
             continue
-        with open(path) as f:
-            recorded = f.readline().strip()
         if recorded not in (signature(run), " ".join(run.argv)):  # the second: markers of earlier versions
             changed.append(run.name)
         elif all(need in done for need in run.needs):
@@ -140,12 +150,9 @@ def plan(runs: list[Run], out_dir: str) -> tuple[set[str], list[str], list[Run]]
             continue
         if os.path.exists(marker(out_dir, run)):
             os.remove(marker(out_dir, run))
-        recorded = None
-        if os.path.exists(started(out_dir, run)):
-            with open(started(out_dir, run)) as f:
-                recorded = f.readline().strip()
-        same = recorded in (None, signature(run)) and all(need in done for need in run.needs)
-        argv = run.argv if same else [a for a in run.argv if a != "--resume"]
+        same = (first_line(started(out_dir, run)) in (None, signature(run))
+                and all(need in done for need in run.needs))
+        argv = run.argv if same else without_resume(run.argv)
         planned.append(Run(run.name, run.stage, argv, run.needs))
     return done, changed, planned
 

@@ -100,10 +100,11 @@ class Run:
         Without it the run starts over, and the checkpoints an earlier run of this stage and setting
         left are removed first (a later ``--resume`` must never mix the two runs)."""
         if not self.cfg.resume:
-            if os.path.isdir(checkpoint.checkpoint_dir(self.cfg, self.stage)):
+            root = checkpoint.checkpoint_dir(self.cfg, self.stage)
+            if os.path.isdir(root):
                 checkpoint.remove_all(self.cfg, self.stage)
-                print(f"[{self.stage}] starting over: removed the checkpoints of an earlier run under "
-                      f"{checkpoint.checkpoint_dir(self.cfg, self.stage)} (--resume continues one instead)")
+                print(f"[{self.stage}] starting over: removed the checkpoints of an earlier run under {root} "
+                      "(--resume continues one instead)")
             return 0
         path = checkpoint.newest(self.cfg, self.stage)
         if path is None:
