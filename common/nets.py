@@ -9,7 +9,10 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 ONEDNN_MIN_MACS = 1 << 24  # batch × in × out from which oneDNN beats MKL here (see `Linear`)
-_X86 = platform.machine().lower() in ("x86_64", "amd64")
+# oneDNN's inner-product ops are internal to PyTorch: used only where this build has them.
+_ONEDNN = (platform.machine().lower() in ("x86_64", "amd64") and torch.backends.mkldnn.is_available()
+           and hasattr(torch.ops.mkldnn, "_linear_pointwise") and hasattr(torch.ops.aten, "mkldnn_linear_backward_input")
+           and hasattr(torch.ops.aten, "mkldnn_linear_backward_weights"))
 
 
 class _OneDNNLinear(torch.autograd.Function):
@@ -20,7 +23,7 @@ class _OneDNNLinear(torch.autograd.Function):
         x = x.contiguous()
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        return torch.ops.aten.mkldnn_linear(x.to_mkldnn(), weight.contiguous(), bias).to_dense()
+        return torch.ops.mkldnn._linear_pointwise(x, weight.contiguous(), bias, "none", [], "")
 
     @staticmethod
     @once_differentiable
@@ -41,16 +44,17 @@ class Linear(nn.Linear):
 
     Same parameters, state_dict and math (float32 products; only the summation order inside a
     product differs, as between any two BLAS kernels). Why: PyTorch's CPU wheels do float32 matmuls
-    with MKL, which on AMD CPUs takes its generic AVX2 path; oneDNN uses the AVX-512 units. Measured
-    on this project's 2-core AMD EPYC (torch 2.13): Atari's 3136→512 layer at batch 64 forward 0.73 vs
-    1.46 ms, forward + backward 3.1 vs 5.9 ms; on small products oneDNN's fixed cost loses (256→256
-    at batch 64: 0.36 vs 0.25 ms), hence the threshold ``ONEDNN_MIN_MACS`` on batch × in × out.
+    with MKL, which on this project's 2-core AMD EPYC (AVX-512) reaches ~185 GFLOP/s on a 1024³
+    product where oneDNN, which also runs the convolutions, reaches ~340 (MKL is known to pick slower
+    kernels on non-Intel CPUs). Measured there (torch 2.13): Atari's 3136→512 layer at batch 64
+    forward 0.73 vs 1.46 ms, forward + backward 3.1 vs 5.9 ms; on small products oneDNN's fixed cost
+    loses (256→256 at batch 64: 0.36 vs 0.25 ms), hence the threshold on batch × in × out.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (_X86 and x.device.type == "cpu" and x.dim() == 2 and x.dtype == torch.float32 == self.weight.dtype
-                and x.shape[0] * self.in_features * self.out_features >= ONEDNN_MIN_MACS
-                and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled):
+        if (_ONEDNN and torch.backends.mkldnn.enabled and x.device.type == "cpu" and x.dim() == 2
+                and x.dtype == torch.float32 == self.weight.dtype
+                and x.shape[0] * self.in_features * self.out_features >= ONEDNN_MIN_MACS):
             return _OneDNNLinear.apply(x, self.weight, self.bias)
         return super().forward(x)
 

@@ -1,6 +1,5 @@
 """The shared network blocks: `common.nets.Linear` (oneDNN on large CPU products) and the
 Q-network's input conversion."""
-import platform
 
 import pytest
 import torch
@@ -11,7 +10,7 @@ from common import nets
 from common.envs import ATARI
 from discrete_SQV.networks import DiscreteNet
 
-onednn_here = (platform.machine().lower() in ("x86_64", "amd64") and torch.backends.mkldnn.is_available())
+onednn_here = nets._ONEDNN
 
 
 @pytest.mark.parametrize("bias", [True, False])
