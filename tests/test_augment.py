@@ -1,4 +1,5 @@
 """Random shift: within ±pad, replicate borders, equal to a naive per-sample pad-and-crop."""
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -59,7 +60,8 @@ def test_gaussian_noise_scale_per_dimension():
     assert std[0] == 0 and abs(std[1] - 1) < 0.03 and abs(std[2] - 10) < 0.3
 
 
-def test_views_cut_from_the_frame_window_equal_shifting_each_stack():
+@pytest.mark.parametrize("history", [4, 3])  # 4: cut as one 32-bit word per pixel; 3: frame by frame
+def test_views_cut_from_the_frame_window_equal_shifting_each_stack(history):
     """The fused path (pad the H+1 shared frames once, cut all views from them, mask after) gives
     exactly ``shift`` applied to [s; s; s'; s'] with the same offsets, episode starts included."""
     import numpy as np
@@ -68,7 +70,7 @@ def test_views_cut_from_the_frame_window_equal_shifting_each_stack():
     from common.buffers import FrameStackBuffer
 
     rng = np.random.default_rng(0)
-    buf = FrameStackBuffer((4, 10, 10), 64, 16, torch.device("cpu"), rng)
+    buf = FrameStackBuffer((history, 10, 10), 64, 16, torch.device("cpu"), rng)
     for i in range(40):
         frame = torch.randint(0, 256, (1, 10, 10), dtype=torch.uint8).numpy()
         buf.add(frame, 0, frame, 0.0, float(i % 7 != 6), first_timestep=i % 7 == 0)
@@ -80,6 +82,7 @@ def test_views_cut_from_the_frame_window_equal_shifting_each_stack():
     views_s, views_ns = shift_window(window, 2, offsets, 3)
     expected = shift(torch.cat([s, s, ns, ns]), offsets, 3)
     torch.testing.assert_close(torch.cat([views_s, views_ns]), expected, rtol=0, atol=0)
+    assert views_s.is_contiguous(memory_format=torch.channels_last) == (history == 4)
     batch = buf.sample()
     torch.manual_seed(5)
     fused = augmented_views(RandomShift(3), batch)
