@@ -93,6 +93,12 @@ class OriginalConvQ(nn.Module):
         return self.q2(F.relu(self.q1(c))), F.log_softmax(i, dim=1), i
 
 
+def host_buffer(buffer: FrameStackBuffer, device) -> FrameStackBuffer:
+    """``buffer`` itself if its frames are on the host, else the same random data in host memory: the
+    reference keeps its buffer in NumPy arrays whatever the training device."""
+    return buffer if buffer.frames.device.type == "cpu" else atari_buffer(device, np.random.default_rng(0))
+
+
 def original_sample(buffer: FrameStackBuffer, device, np_rng):
     """The reference AtariBuffer.sample: host-side NumPy stacking, float tensors moved to the device."""
     frames = buffer.frames.numpy()
@@ -210,7 +216,8 @@ def atari_updates(report, args, device, scale):
     cases = [(f"{cls.__name__} atari 4x84x84 b32", lambda c=cls: c(ATARI, (4, 84, 84), 6, cfg, device),
               atari, ATARI, cfg, 8 * scale) for cls in (DQN, BCQ, SQV)]
     if args.baseline:
-        cases += [(f"baseline {name} atari 4x84x84 b32", lambda v=views: OriginalLearner(device, v), atari, None,
+        host = host_buffer(atari, device)
+        cases += [(f"baseline {name} atari 4x84x84 b32", lambda v=views: OriginalLearner(device, v), host, None,
                    None, 8 * scale) for name, views in (("BCQ", 1), ("SQV", 2))]
     time_updates(report, args, device, cases)
 
@@ -250,13 +257,13 @@ def bench_sampling(report, args, device, scale):
     cases = [("atari sample b32", atari.sample), ("atari sample+augment b32 (2 views)", sample_augment),
              ("atari sample+augment+float b32", sample_augment_float)]
     if args.baseline:
-        np_rng = np.random.default_rng(0)
+        np_rng, host = np.random.default_rng(0), host_buffer(atari, device)
 
         def original_sample_augment():
-            state, _, next_state, _, _ = original_sample(atari, device, np_rng)
+            state, _, next_state, _, _ = original_sample(host, device, np_rng)
             return [original_crop(x, 4, np_rng) for x in (state, state, next_state, next_state)]
 
-        cases += [("baseline atari sample b32", lambda: original_sample(atari, device, np_rng)),
+        cases += [("baseline atari sample b32", lambda: original_sample(host, device, np_rng)),
                   ("baseline atari sample+augment b32 (2 views)", original_sample_augment)]
     for name, step in cases:
         rates = timed(step, 40 * scale, args.repeats, device)
