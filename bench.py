@@ -47,6 +47,7 @@ from continuous_BCQ.bcq import BCQ as ContinuousBCQ
 from continuous_BCQ.sqv import SQV as ContinuousSQV
 from discrete_SQV.bcq import BCQ
 from discrete_SQV.dqn import DQN
+from discrete_SQV.networks import image_inputs
 from discrete_SQV.sqv import SQV
 
 PONG = "PongNoFrameskip-v4"
@@ -251,11 +252,11 @@ def bench_sampling(report, args, device, scale):
     def sample_augment():  # what SQV does per update: s and s' of a batch, two views each (uint8: the
         return augmented_views(shift, atari.sample())  # networks take them as they are)
 
-    def sample_augment_float():  # ... and the float32 copy the network's first op makes (the baseline's
-        return [views.float() for views in sample_augment()]  # sampling returns floats)
+    def sample_augment_float():  # ... and the float32 channels-last copy the networks start with (the
+        return [image_inputs(views) for views in sample_augment()]  # baseline's sampling returns floats)
 
     cases = [("atari sample b32", atari.sample), ("atari sample+augment b32 (2 views)", sample_augment),
-             ("atari sample+augment+float b32", sample_augment_float)]
+             ("atari sample+augment+to network input b32", sample_augment_float)]
     if args.baseline:
         np_rng, host = np.random.default_rng(0), host_buffer(atari, device)
 
