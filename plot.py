@@ -236,26 +236,31 @@ def plot_curves(found, results_dir: str, path: str, rng, last: int = 1, columns:
     plt.close(fig)
 
 
-def plot_summary(rows: list[dict], path: str) -> None:
+def plot_summary(rows: list[dict], path: str) -> list[str]:
+    """SQV's and BCQ+aug's change of final return against BCQ per env (an env with either one is
+    shown) and, for Atari games, human-normalized scores. Returns the envs of the first panel."""
     import matplotlib.pyplot as plt
 
-    rows = [r for r in rows if r["improvement"] is not None and np.isfinite(r["improvement"])]
-    atari = [r for r in rows if human_normalized(r["env"], 0.0) is not None]
+    finite = lambda value: value is not None and np.isfinite(value)
+    rows = [r for r in rows if finite(r["improvement"]) or finite(r["aug_improvement"])]
+    atari = [r for r in rows if finite(r["improvement"]) and human_normalized(r["env"], 0.0) is not None]
     fig, axes = plt.subplots(1, 2 if atari else 1, figsize=(11 if atari else 6, 4), squeeze=False)
     ax = axes[0, 0]
-    x = np.arange(len(rows))
-    aug = [r for r in rows if r["aug_improvement"] is not None and np.isfinite(r["aug_improvement"])]
-    width = 0.4 if aug else 0.8
-    values = [100 * r["improvement"] for r in rows]
-    ax.bar(x, values, width, color=["tab:green" if v >= 0 else "tab:red" for v in values], label="SQV vs BCQ")
-    if values:
+    sqv = [(i, 100 * r["improvement"]) for i, r in enumerate(rows) if finite(r["improvement"])]
+    aug = [(i, 100 * r["aug_improvement"]) for i, r in enumerate(rows) if finite(r["aug_improvement"])]
+    width = 0.4 if aug and sqv else 0.8
+    if sqv:
+        values = [v for _, v in sqv]
+        ax.bar([i for i, _ in sqv], values, width, color=["tab:green" if v >= 0 else "tab:red" for v in values],
+               label="SQV vs BCQ")
         ax.axhline(np.mean(values), color="black", linestyle="--", label=f"SQV mean {np.mean(values):+.1f}%")
     if aug:  # --aug's improvement beside SQV's: how much of SQV's change augmentation alone gives
-        ax.bar([x[rows.index(r)] + width for r in aug], [100 * r["aug_improvement"] for r in aug], width,
-               color="tab:gray", label="BCQ+aug vs BCQ")
-    if values:
+        ax.bar([i + (width if sqv else 0) for i, _ in aug], [v for _, v in aug], width, color="tab:gray",
+               label="BCQ+aug vs BCQ")
+    if rows:
         ax.legend(fontsize=8)
-    ax.set_xticks(x + (width / 2 if aug else 0), [r["env"] for r in rows], rotation=45, ha="right")
+    x = np.arange(len(rows))
+    ax.set_xticks(x + (width / 2 if aug and sqv else 0), [r["env"] for r in rows], rotation=45, ha="right")
     ax.set(title="change of final return vs BCQ: (X − BCQ) / |BCQ|", ylabel="%")
     if atari:
         ax = axes[0, 1]
@@ -267,6 +272,7 @@ def plot_summary(rows: list[dict], path: str) -> None:
         ax.legend(fontsize=8)
     save_figure(fig, path)
     plt.close(fig)
+    return [r["env"] for r in rows]
 
 
 def plot_aggregate(aggregate: dict, path: str) -> None:

@@ -134,3 +134,19 @@ def test_final_scores_can_average_the_last_evaluations(tmp_path):
     assert row["BCQ"] == pytest.approx((35.0, 10.0, 2))  # seeds: (20 + 30) / 2 and (40 + 50) / 2
     assert row["SQV"][0] == pytest.approx(70.0)
     assert "mean of its last 2 evaluations" in report["markdown"]
+
+
+def test_summary_shows_an_env_that_has_only_the_aug_control(tmp_path):
+    from plot import collect, plot_summary, summarize
+
+    results = tmp_path / "results"
+    results.mkdir()
+    write_results(results, "CartPole-v1", [0, 1], [100, 200], [150, 250], [500, 500], [[1], [1]])
+    for seed in (0, 1):  # BCQ and BCQ+aug, no SQV
+        np.save(results / f"BCQ_Acrobot-v1_{seed}.npy", np.array([-300.0, -200.0]))
+        np.save(results / f"BCQaug_Acrobot-v1_{seed}.npy", np.array([-300.0, -100.0]))
+    rows = summarize(collect(str(results)), 1)
+    acrobot = next(r for r in rows if r["env"] == "Acrobot-v1")
+    assert acrobot["improvement"] is None and acrobot["aug_improvement"] == pytest.approx(0.5)
+    assert plot_summary(rows, str(tmp_path / "summary.png")) == ["Acrobot-v1", "CartPole-v1"]
+    assert (tmp_path / "summary.png").stat().st_size > 5000
