@@ -51,11 +51,15 @@ def shift_window(window: StackWindow, copies: int, offsets: torch.Tensor, pad: i
     with H + 1 frames padded per sample instead of 2·copies·H. Masks are applied after the crop,
     which is the same since a mask zeroes whole frames. Returns (s views, s' views), each (copies·B, H, h, w).
 
-    Atari's stacks of 4 uint8 frames come out channels-last, the layout the networks take: each
-    pixel's 4 frames are packed into one 32-bit word (frame k in byte k) and the crops move words, so
-    the networks' float copy needs no transpose. Measured here (medians, interleaved A/B, channels-last
-    against plain crops): the crops alone of a batch of 32 (s and s' twice each) 0.89 against 0.49
-    ms, the crops and the float copy 1.5 against 2.5 ms, a whole SQV update 30.9 against 32.5 ms.
+    On the CPU, Atari's stacks of 4 uint8 frames come out channels-last, the layout the networks
+    take: each pixel's 4 frames are packed into one 32-bit word (frame k in byte k) and the crops move
+    words, so the networks' float copy needs no transpose. Measured here (medians, interleaved A/B,
+    channels-last against plain crops): the crops alone of a batch of 32 (s and s' twice each) 0.89
+    against 0.49 ms, the crops and the float copy 1.5 against 2.5 ms, a whole SQV update 30.9 against
+    32.5 ms. On a GPU the crops stay plain: there the transposing copy is one kernel, and the
+    packing's dozen small kernels would lengthen an update bound by kernel launches (on H100s, two
+    runs on different machines: sample + augment 1.24 ms with this packing, 0.66 ms with an earlier
+    one of fewer kernels).
     """
     frames, masks = window
     b, depth, h, w = frames.shape
@@ -65,7 +69,7 @@ def shift_window(window: StackWindow, copies: int, offsets: torch.Tensor, pad: i
     sample = torch.arange(b, device=device).repeat(2 * copies)
     offsets = offsets.to(device)
     offset = offsets[:, 0] * wp + offsets[:, 1]
-    if history == 4 and frames.dtype == torch.uint8 and sys.byteorder == "little":
+    if history == 4 and frames.dtype == torch.uint8 and device.type == "cpu" and sys.byteorder == "little":
         f = frames.to(torch.int32)
         low = f[:, 0] | (f[:, 1] << 8) | (f[:, 2] << 16)
         words = torch.stack([low | (f[:, 3] << 24), (low >> 8) | (f[:, 3] << 16) | (f[:, 4] << 24)], 1)  # s', s
