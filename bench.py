@@ -95,8 +95,8 @@ class OriginalConvQ(nn.Module):
 
 
 def host_buffer(buffer: FrameStackBuffer, device) -> FrameStackBuffer:
-    """``buffer`` itself if its frames are on the host, else the same random data in host memory: the
-    reference keeps its buffer in NumPy arrays whatever the training device."""
+    """``buffer`` itself if its frames are on the host, else a buffer of the same shape and episode layout
+    in host memory: the reference keeps its buffer in NumPy arrays whatever the training device."""
     return buffer if buffer.frames.device.type == "cpu" else atari_buffer(device, np.random.default_rng(0))
 
 

@@ -81,7 +81,6 @@ def shift_window(window: StackWindow, copies: int, offsets: torch.Tensor, pad: i
     return views.chunk(2)
 
 
-
 def augmented_views(augment: Callable[[torch.Tensor], torch.Tensor], batch: Batch,
                     copies: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
     """``copies`` independently augmented views of s and of s' in one call: (aug(s) stacked ``copies``

@@ -11,7 +11,8 @@ from torch.autograd.function import once_differentiable
 ONEDNN_MIN_MACS = 1 << 24  # batch × in × out from which oneDNN beats MKL here (see `Linear`)
 # oneDNN's inner-product ops are internal to PyTorch: used only where this build has them.
 _ONEDNN = (platform.machine().lower() in ("x86_64", "amd64") and torch.backends.mkldnn.is_available()
-           and hasattr(torch.ops.mkldnn, "_linear_pointwise") and hasattr(torch.ops.aten, "mkldnn_linear_backward_input")
+           and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+           and hasattr(torch.ops.aten, "mkldnn_linear_backward_input")
            and hasattr(torch.ops.aten, "mkldnn_linear_backward_weights"))
 
 
@@ -49,11 +50,14 @@ class Linear(nn.Linear):
     kernels on non-Intel CPUs). Measured there (torch 2.13): Atari's 3136→512 layer at batch 64
     forward 0.73 vs 1.46 ms, forward + backward 3.1 vs 5.9 ms; on small products oneDNN's fixed cost
     loses (256→256 at batch 64: 0.36 vs 0.25 ms), hence the threshold on batch × in × out.
+
+    The oneDNN path is first-order only: under autocast, and for double backward or ``torch.func``
+    transforms (none of which this project uses), products take the plain path or raise a clear error.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (_ONEDNN and torch.backends.mkldnn.enabled and x.device.type == "cpu" and x.dim() == 2
-                and x.dtype == torch.float32 == self.weight.dtype
+                and x.dtype == torch.float32 == self.weight.dtype and not torch.is_autocast_enabled("cpu")
                 and x.shape[0] * self.in_features * self.out_features >= ONEDNN_MIN_MACS):
             return _OneDNNLinear.apply(x, self.weight, self.bias)
         return super().forward(x)

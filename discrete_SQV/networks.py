@@ -36,8 +36,8 @@ def image_inputs(images: torch.Tensor) -> torch.Tensor:
 class DiscreteNet(nn.Module):
     """``forward(s) -> (q, i)``: Q-values (B, A) and imitation logits (B, A), or None without that head.
 
-    Image inputs (uint8 or float) become float32 and are multiplied by ``pixel_scale`` first (1.0, raw pixel values, as the reference
-    code; 1/255 scales Atari pixels to [0, 1]).
+    Image inputs (uint8 or float) become float32 channels-last (`inputs`) and are multiplied by
+    ``pixel_scale`` first (1.0, raw pixel values, as the reference code; 1/255 scales Atari pixels to [0, 1]).
     """
 
     def __init__(self, kind: str, state_shape: tuple, num_actions: int, imitation: bool = False,

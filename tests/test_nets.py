@@ -72,3 +72,12 @@ def test_q_network_inputs_convert_once_and_give_the_same_outputs():
     torch.testing.assert_close(converted, pixels.float())
     for a, b in zip(net(pixels), net(converted)):
         torch.testing.assert_close(a, b)
+
+
+def test_linear_leaves_autocast_and_a_disabled_onednn_to_the_plain_path(monkeypatch):
+    monkeypatch.setattr(nets._OneDNNLinear, "apply", lambda *a: pytest.fail("sent to oneDNN"))
+    layer, x = nets.Linear(3136, 512), torch.randn(64, 3136)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert layer(x).dtype == F.linear(x, layer.weight, layer.bias).dtype == torch.bfloat16
+    with torch.backends.mkldnn.flags(enabled=False):
+        torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias))
