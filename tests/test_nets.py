@@ -79,5 +79,5 @@ def test_linear_leaves_autocast_and_a_disabled_onednn_to_the_plain_path(monkeypa
     layer, x = nets.Linear(3136, 512), torch.randn(64, 3136)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert layer(x).dtype == F.linear(x, layer.weight, layer.bias).dtype == torch.bfloat16
-    with torch.backends.mkldnn.flags(enabled=False):
-        torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias))
+    monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)
+    torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias))
