@@ -71,8 +71,11 @@ def shift_window(window: StackWindow, copies: int, offsets: torch.Tensor, pad: i
     offset = offsets[:, 0] * wp + offsets[:, 1]
     if history == 4 and frames.dtype == torch.uint8 and device.type == "cpu" and sys.byteorder == "little":
         f = frames.to(torch.int32)
-        low = f[:, 0] | (f[:, 1] << 8) | (f[:, 2] << 16)
-        words = torch.stack([low | (f[:, 3] << 24), (low >> 8) | (f[:, 3] << 16) | (f[:, 4] << 24)], 1)  # s', s
+        f[:, 1:4] <<= torch.tensor([8, 16, 24], dtype=torch.int32, device=device).view(1, 3, 1, 1)
+        words = torch.empty((b, 2, h, w), dtype=torch.int32, device=device)
+        s_prime, s = words[:, 0], words[:, 1]  # in place: fewer temporaries, 0.50 against 0.75 ms here
+        torch.bitwise_or(f[:, 0], f[:, 1], out=s_prime).bitwise_or_(f[:, 2]).bitwise_or_(f[:, 3])  # frames 0-3
+        torch.bitwise_right_shift(s_prime, 8, out=s).bitwise_and_(0xFFFFFF).bitwise_or_(f[:, 4] << 24)  # 1-4
         views = _crops(replicate_pad(words, pad), 1, h, w, (sample * 2 + is_s.long()) * (hp * wp) + offset)
         views = views.view(torch.uint8).view(-1, h, w, history).permute(0, 3, 1, 2)
     else:
