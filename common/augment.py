@@ -56,10 +56,10 @@ def shift_window(window: StackWindow, copies: int, offsets: torch.Tensor, pad: i
     words, so the networks' float copy needs no transpose. Measured here (medians, interleaved A/B,
     channels-last against plain crops, before the packing was made in place, 0.25 ms cheaper): the
     crops alone of a batch of 32 (s and s' twice each) 0.89 against 0.49 ms, the crops and the float
-    copy 1.5 against 2.5 ms, a whole SQV update 30.9 against 32.5 ms. On a GPU the crops stay plain: there the transposing copy is one kernel, and the
-    packing's dozen small kernels would lengthen an update bound by kernel launches (on H100s, two
-    runs on different machines: sample + augment 1.24 ms with this packing, 0.66 ms with an earlier
-    one of fewer kernels).
+    copy 1.5 against 2.5 ms, a whole SQV update 30.9 against 32.5 ms. On a GPU the crops stay plain:
+    there the transposing copy is one kernel, and the packing's dozen small kernels would lengthen an
+    update bound by kernel launches (on H100s, two runs on different machines: sample + augment
+    1.24 ms with this packing, 0.66 ms with an earlier one of fewer kernels).
     """
     frames, masks = window
     b, depth, h, w = frames.shape
@@ -79,7 +79,8 @@ def shift_window(window: StackWindow, copies: int, offsets: torch.Tensor, pad: i
         views = _crops(replicate_pad(words, pad), 1, h, w, (sample * 2 + is_s.long()) * (hp * wp) + offset)
         views = views.view(torch.uint8).view(-1, h, w, history).permute(0, 3, 1, 2)
     else:
-        views = _crops(replicate_pad(frames, pad), history, h, w, (sample * depth + is_s.long()) * (hp * wp) + offset)
+        starts = (sample * depth + is_s.long()) * (hp * wp) + offset
+        views = _crops(replicate_pad(frames, pad), history, h, w, starts)
     views = apply_masks(views, np.concatenate([masks[0]] * copies + [masks[1]] * copies))
     return views.chunk(2)
 

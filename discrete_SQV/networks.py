@@ -29,7 +29,8 @@ def trunk_for(kind: str, state_shape: tuple) -> tuple[nn.Module, tuple[int, ...]
 def image_inputs(images: torch.Tensor) -> torch.Tensor:
     """uint8 or float images as float32 channels-last, the layout oneDNN's and cuDNN's convolutions
     run fastest on. Float first, then the transpose if one is needed (0.7 ms for 64 Atari stacks here
-    against 1.1 in one copy); the Atari views of `common.augment.shift_window` need none."""
+    against 1.1 in one copy); the Atari views that `common.augment.shift_window` cuts on the CPU
+    need none."""
     return images.float().contiguous(memory_format=torch.channels_last)
 
 
