@@ -72,6 +72,12 @@ def probability_of_improvement(x, y) -> float:
     return float(np.mean((x > y) + 0.5 * (x == y)))
 
 
+def percentile_interval(samples, level: float = 0.95, axis=None):
+    """(low, high): the central ``level`` interval of bootstrap samples (the percentile bootstrap)."""
+    tail = (1 - level) / 2 * 100
+    return np.percentile(samples, tail, axis=axis), np.percentile(samples, 100 - tail, axis=axis)
+
+
 def stratified_bootstrap_poi(pairs, rng: np.random.Generator, reps: int = 2000, level: float = 0.95):
     """Mean over tasks of P(X > Y) and its CI, resampling each task's runs of X and of Y."""
     value = float(np.mean([probability_of_improvement(x, y) for x, y in pairs]))
@@ -80,8 +86,8 @@ def stratified_bootstrap_poi(pairs, rng: np.random.Generator, reps: int = 2000, 
         samples.append(np.mean([probability_of_improvement(np.asarray(x)[rng.integers(0, len(x), len(x))],
                                                            np.asarray(y)[rng.integers(0, len(y), len(y))])
                                 for x, y in pairs]))
-    tail = (1 - level) / 2 * 100
-    return value, float(np.percentile(samples, tail)), float(np.percentile(samples, 100 - tail))
+    low, high = percentile_interval(samples, level)
+    return value, float(low), float(high)
 
 
 def behavior_normalized(score, random: float, behavioral: float):
@@ -114,8 +120,7 @@ def bootstrap_mean_ci(samples: np.ndarray, rng: np.random.Generator, reps: int =
     samples = np.asarray(samples, dtype=float)
     n = samples.shape[0]
     means = samples[rng.integers(0, n, (reps, n))].mean(axis=1)
-    tail = (1 - level) / 2 * 100
-    return np.percentile(means, tail, axis=0), np.percentile(means, 100 - tail, axis=0)
+    return percentile_interval(means, level, axis=0)
 
 
 def iqm(scores: np.ndarray) -> float:
@@ -134,5 +139,5 @@ def stratified_bootstrap_ci(scores: np.ndarray, statistic=iqm, rng: np.random.Ge
     runs, tasks = scores.shape
     picks = rng.integers(0, runs, (reps, runs, tasks))
     values = [statistic(scores[picks[r], np.arange(tasks)]) for r in range(reps)]
-    tail = (1 - level) / 2 * 100
-    return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
+    low, high = percentile_interval(values, level)
+    return float(low), float(high)
