@@ -36,6 +36,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from common.algorithms import TARGETS, VIEWS
     from common.params import PARAMETERS
 
     parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -54,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--aug", action="store_true",
                         help="stage 3 trains BCQ on two augmented views without the swap (both on the mean target): "
                              "the control that separates SQV's augmentation from its swap")
+    parser.add_argument("--views", choices=VIEWS, default=None,
+                        help="stage 3 trains a two-view learner: independent (view k = (aug s, aug s'), the released "
+                             "SQV code; --sqv and --aug) or clean (view 1 = (s, s'), view 2 = (aug s, aug s'))")
+    parser.add_argument("--targets", choices=TARGETS, default=None,
+                        help="the two-view learner's target rule: swap (SQV, the default), own (each view its own) "
+                             "or mean (BCQ+aug, the default of --aug)")
     parser.add_argument("--with_sqil", action="store_true", help="--pipeline also runs SQIL and adds its row")
     parser.add_argument("--env", type=str, default=None,
                         help="gymnasium id: CartPole-v1, MinAtar/Breakout-v1, PongNoFrameskip-v4, ALE/Pong-v5, "
@@ -108,10 +115,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.sqv and args.aug:
         parser.error("--sqv and --aug are two different offline algorithms; give one")
-    if args.aug and (args.train_behavioral or args.generate_buffer or args.sqil or args.hdqn or args.pipeline):
-        parser.error("--aug selects the offline algorithm; use it without a stage flag")
-    if args.sqv and (args.train_behavioral or args.generate_buffer or args.sqil or args.hdqn):
+    stage = args.train_behavioral or args.generate_buffer or args.sqil or args.hdqn or args.export_minari
+    for flag in ("aug", "views", "targets"):
+        if getattr(args, flag) and (stage or args.pipeline):
+            parser.error(f"--{flag} selects the offline algorithm; use it without a stage flag")
+    if args.sqv and stage:
         parser.error("--sqv selects the offline algorithm; use it without --train_behavioral/--generate_buffer/--sqil")
+    if args.targets and (args.sqv or args.aug) and args.targets != ("swap" if args.sqv else "mean"):
+        parser.error(f"--{'sqv' if args.sqv else 'aug'} means --targets {'swap' if args.sqv else 'mean'}; "
+                     f"for --targets {args.targets} drop --{'sqv' if args.sqv else 'aug'}")
     if args.dataset and (args.train_behavioral or args.generate_buffer or args.pipeline or args.hdqn):
         parser.error("--dataset replaces the generated buffer of BCQ, SQV and SQIL; drop the stage flag")
     if args.ckpts and not (args.dataset or "").startswith("dqn_replay:"):
@@ -207,6 +219,15 @@ def check_writable(out_dir: str) -> None:
                         "choose a writable --out_dir") from None
 
 
+def offline_algorithm(cfg):
+    """The offline algorithm that --sqv, --aug, --views and --targets select (none of them: BCQ)."""
+    from common import algorithms
+
+    if not (cfg.sqv or cfg.aug or cfg.views or cfg.targets):
+        return algorithms.BY_NAME["bcq"]
+    return algorithms.offline_algorithm(cfg.views, cfg.targets or ("mean" if cfg.aug else "swap"))
+
+
 def banner(stage: str, cfg) -> None:
     print("-" * 72)
     print(f"{stage} | env {cfg.env} ({cfg.profile}) | seed {cfg.seed} | {cfg.max_timesteps} steps")
@@ -285,9 +306,9 @@ def main(argv=None) -> int:
             banner("train h-DQN", cfg)
             train_hdqn(cfg)
         else:
-            algo = "SQV" if cfg.sqv else "BCQaug" if cfg.aug else "BCQ"
-            banner(f"train {algo}", cfg)
-            stages.train_offline(cfg, family, algo)
+            algo = offline_algorithm(cfg)
+            banner(f"train {algo.label}", cfg)
+            stages.train_offline(cfg, family, algo.prefix)
     except Interrupted as err:
         print(f"\n{err}", file=sys.stderr)
         return err.exit_code

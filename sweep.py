@@ -5,7 +5,8 @@
     python sweep.py CONFIG.yaml --dry_run                      # print the runs and their order
     python sweep.py CONFIG.yaml --no_ray                       # one run after another, without Ray
 
-The config (YAML) names ``out_dir``, ``envs``, ``seeds``, ``algos`` (bcq, bcq-aug, sqv, sqil), the
+The config (YAML) names ``out_dir``, ``envs``, ``seeds``, ``algos`` (the names in
+``common/algorithms.py``: bcq, sqv, bcq-aug, own, sqv-clean, clean-own, bcq-aug-clean, sqil), the
 flags of every run (``flags``), per stage (``stages: {behavioral, buffer, offline}``) and per env
 (``env_flags``), ``resources`` per run (``num_cpus``, ``num_gpus``), and optionally ``last_evals`` (the report's
 final score of a run is the mean of its last that many evaluations; default 1). Each env × seed trains one
@@ -26,8 +27,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from common.algorithms import BY_NAME
+
 ROOT = os.path.dirname(os.path.abspath(__file__))
-ALGO_FLAGS = {"bcq": [], "bcq-aug": ["--aug"], "sqv": ["--sqv"], "sqil": ["--sqil"]}
 
 
 @dataclass
@@ -52,9 +54,9 @@ def load_config(path: str) -> dict:
     if missing:
         raise SystemExit(f"error: sweep config {path} lacks '{missing[0]}' (see sweep.py --help)")
     config["out_dir"] = os.path.abspath(config["out_dir"])  # one place for runs, markers and results
-    unknown = [a for a in config["algos"] if a not in ALGO_FLAGS]
+    unknown = [a for a in config["algos"] if a not in BY_NAME]
     if unknown:
-        raise SystemExit(f"error: sweep config {path}: unknown algorithm '{unknown[0]}'; use {', '.join(ALGO_FLAGS)}")
+        raise SystemExit(f"error: sweep config {path}: unknown algorithm '{unknown[0]}'; use {', '.join(BY_NAME)}")
     return config
 
 
@@ -68,12 +70,13 @@ def as_flags(values: dict | None) -> list[str]:
     return flags
 
 
-def expand(config: dict) -> list[Run]:
-    """Every run of the grid, each after the runs it needs (behavioral → buffer → offline)."""
+def expand(config: dict, seeds: list[int] | None = None) -> list[Run]:
+    """Every run of the grid (of ``seeds`` only, where given), each after the runs it needs (behavioral →
+    buffer → offline), seed by seed: a sweep stopped partway has whole seeds of every env."""
     runs = []
     stages = config.get("stages", {})
-    for env in config["envs"]:
-        for seed in config["seeds"]:
+    for seed in config["seeds"] if seeds is None else [s for s in config["seeds"] if s in seeds]:
+        for env in config["envs"]:
             common = ["--env", env, "--seed", str(seed), "--out_dir", config["out_dir"],
                       *as_flags(config.get("flags")), *as_flags(config.get("env_flags", {}).get(env))]
             tag = f"{env.replace('/', '_')}__{seed}"
@@ -83,9 +86,9 @@ def expand(config: dict) -> list[Run]:
             runs.append(Run(buffer, "buffer", ["--generate_buffer", *common, *as_flags(stages.get("buffer"))],
                             [behavioral]))
             for algo in config["algos"]:
-                stage = "sqil" if algo == "sqil" else "offline"
+                stage = BY_NAME[algo].stage
                 runs.append(Run(f"{algo}__{tag}", stage,
-                                [*ALGO_FLAGS[algo], *common, *as_flags(stages.get(stage)), "--resume"], [buffer]))
+                                [*BY_NAME[algo].flags, *common, *as_flags(stages.get(stage)), "--resume"], [buffer]))
     return runs
 
 
@@ -278,9 +281,18 @@ def main(argv=None) -> int:
     parser.add_argument("--num_cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
     parser.add_argument("--no_ray", action="store_true", help="run one stage after another in this process")
     parser.add_argument("--dry_run", action="store_true", help="print the runs in order and stop")
+    parser.add_argument("--seeds", type=str, default=None,
+                        help="run only these of the config's seeds, e.g. 0,2,4 (two sweeps of one config can "
+                             "share the grid: their runs are disjoint)")
     args = parser.parse_args(argv)
     config = load_config(args.config)
-    runs = expand(config)
+    try:
+        seeds = None if args.seeds is None else [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        parser.error(f"--seeds {args.seeds}: give integers separated by commas, e.g. 0,2,4")
+    if seeds is not None and not set(seeds) <= set(config["seeds"]):
+        parser.error(f"--seeds {args.seeds}: the config's seeds are {config['seeds']}")
+    runs = expand(config, seeds)
     out_dir = config["out_dir"]
     if args.dry_run:
         done_already, _ = finished_runs(runs, out_dir)

@@ -1,5 +1,5 @@
-"""The SQV swap (Joo, Baek & Kim 2022) and its unswapped control (``--aug``), shared by the discrete and the
-continuous learners."""
+"""The two views of SQV and its controls (`common.algorithms`), shared by the discrete and the continuous
+learners."""
 from __future__ import annotations
 
 from typing import Callable
@@ -10,18 +10,33 @@ from common.augment import augmented_views
 from common.buffers import Batch
 
 
-def swapped_views(batch: Batch, augment: Callable[[torch.Tensor], torch.Tensor],
-                  target: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor], swap: bool = True):
-    """Two augmented views of a batch, stacked along the batch axis, and the targets they regress on.
+def two_views(batch: Batch, augment: Callable[[torch.Tensor], torch.Tensor],
+              target: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+              views: str = "independent", targets: str = "swap"):
+    """Two views of a batch, stacked along the batch axis, and the targets they regress on.
 
-    View k = (aug(s), aug(s')), the four augmentations independent (one batched call); y_k = target(view k's s').
-    Returns (states of both views (2B, ...), targets (2B, 1)). SQV (``swap``): view 1's rows carry y₂
-    and view 2's rows carry y₁. Without the swap (``--aug``, DrQ's recipe) both views carry
-    (y₁ + y₂) / 2. Both views go through each network as one batch.
+    ``views``: ``independent``, view k = (aug(s), aug(s')), the four augmentations independent (the
+    released SQV code); ``clean``, view 1 = (s, s'), view 2 = (aug(s), aug(s')) (the paper's wording).
+    y_k = target(view k's s'). ``targets``: ``swap`` (SQV), view 1's rows carry y₂ and view 2's y₁;
+    ``own``, each view its own y_k; ``mean`` (BCQ+aug, DrQ's recipe), both (y₁ + y₂) / 2.
+    Returns (states of both views (2B, ...), targets (2B, 1)); both views go through each network
+    as one batch.
     """
     if augment is None:
-        raise RuntimeError("SQV needs an augmentation: set agent.augment")
-    state, next_state = augmented_views(augment, batch)  # one call
+        raise RuntimeError("a two-view learner needs an augmentation: set agent.augment")
+    if views == "independent":
+        state, next_state = augmented_views(augment, batch)  # one call for all four
+    elif views == "clean":
+        aug_state, aug_next_state = augmented_views(augment, batch, copies=1)
+        state, next_state = torch.cat([batch.state, aug_state]), torch.cat([batch.next_state, aug_next_state])
+    else:
+        raise ValueError(f"unknown view formulation {views!r}")
     y = target(next_state, batch.reward.repeat(2, 1), batch.not_done.repeat(2, 1))
     b = batch.state.shape[0]
-    return state, (y.roll(b, dims=0) if swap else ((y[:b] + y[b:]) / 2).repeat(2, 1))
+    if targets == "swap":
+        return state, y.roll(b, dims=0)
+    if targets == "mean":
+        return state, ((y[:b] + y[b:]) / 2).repeat(2, 1)
+    if targets == "own":
+        return state, y
+    raise ValueError(f"unknown target rule {targets!r}")

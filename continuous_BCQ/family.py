@@ -6,13 +6,14 @@ import os
 import gymnasium as gym
 import numpy as np
 
+from common.algorithms import BY_PREFIX
 from common.augment import make_augmentation
 from common.buffers import ReplayBuffer
 from common.envs import VECTOR, EnvInfo
 from common.errors import UserError
 from continuous_BCQ.bcq import BCQ
 from continuous_BCQ.ddpg import DDPG
-from continuous_BCQ.sqv import SQV, BCQAug
+from continuous_BCQ.sqv import SQV
 
 BEHAVIORAL = "DDPG"
 
@@ -69,7 +70,8 @@ def item_embeddings(info: EnvInfo, cfg) -> np.ndarray | None:
 
 def offline_agent(algo: str, info: EnvInfo, cfg, device, buffer):
     items = item_embeddings(info, cfg)
-    if algo in ("SQV", "BCQaug"):  # BCQaug: --aug, the same views without the swap
-        learner = SQV if algo == "SQV" else BCQAug
-        return learner(*dims(info), cfg, device, augment=make_augmentation(info.kind, cfg, buffer, device), items=items)
+    algorithm = BY_PREFIX[algo]
+    if algorithm.two_views:
+        return SQV(*dims(info), cfg, device, augment=make_augmentation(info.kind, cfg, buffer, device), items=items,
+                   views=algorithm.views, targets=algorithm.targets)
     return BCQ(*dims(info), cfg, device, items=items)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
+from common.algorithms import BY_PREFIX
 from common.augment import make_augmentation
 from common.buffers import FrameStackBuffer, ReplayBuffer
 from common.envs import ATARI, VECTOR, EnvInfo
@@ -12,7 +13,7 @@ from common.errors import UserError
 from discrete_SQV.bcq import BCQ
 from discrete_SQV.dqn import DQN
 from discrete_SQV.sqil import SQIL, DemoMix
-from discrete_SQV.sqv import SQV, BCQAug
+from discrete_SQV.sqv import SQV
 
 BEHAVIORAL = "DQN"
 __all__ = ["BEHAVIORAL", "DemoMix", "behavioral_agent", "check_env", "make_buffer", "offline_agent", "sqil_agent"]
@@ -37,10 +38,11 @@ def behavioral_agent(info: EnvInfo, cfg, device) -> DQN:
 
 
 def offline_agent(algo: str, info: EnvInfo, cfg, device, buffer):
-    if algo in ("SQV", "BCQaug"):  # BCQaug: --aug, the same views without the swap
-        learner = SQV if algo == "SQV" else BCQAug
-        return learner(info.kind, info.state_shape, info.action_space.n, cfg, device,
-                       augment=make_augmentation(info.kind, cfg, buffer, device))
+    algorithm = BY_PREFIX[algo]
+    if algorithm.two_views:
+        return SQV(info.kind, info.state_shape, info.action_space.n, cfg, device,
+                   augment=make_augmentation(info.kind, cfg, buffer, device),
+                   views=algorithm.views, targets=algorithm.targets)
     return BCQ(info.kind, info.state_shape, info.action_space.n, cfg, device)
 
 

@@ -1,0 +1,57 @@
+"""The offline algorithms, defined once: each one's name (sweep configs), command-line flags, results
+file prefix, label (tables and figures) and, for the two-view learners, its view formulation and
+target rule. main.py, plot.py, sweep.py and both families read this table.
+
+Two-view learners (DESIGN §4) train on two views of every sampled transition:
+- views ``independent`` (the released SQV code): view k = (aug s, aug s'), all four augmentations
+  independent; ``clean`` (the paper's wording): view 1 = (s, s') un-augmented, view 2 = (aug s, aug s').
+- targets ``swap`` (SQV): each view regresses on the other's target; ``own``: each on its own;
+  ``mean`` (BCQ+aug, DrQ): both on the mean of the two.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+VIEWS = ("independent", "clean")
+TARGETS = ("swap", "own", "mean")
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str                 # the sweep config's key, e.g. "sqv-clean"
+    prefix: str               # results/{prefix}_{setting}.npy, models/{prefix}_{setting}_*
+    label: str                # tables and figures
+    flags: tuple[str, ...]    # main.py's flags that select it
+    views: str | None = None  # None: BCQ's single un-augmented view
+    targets: str | None = None
+    stage: str = "offline"    # the sweep stage that runs it
+
+    @property
+    def two_views(self) -> bool:
+        return self.views is not None
+
+
+def _arm(views: str, targets: str, prefix: str, label: str, name: str, flags=None) -> Algorithm:
+    return Algorithm(name, prefix, label, tuple(flags or ("--views", views, "--targets", targets)), views, targets)
+
+
+ALGORITHMS: tuple[Algorithm, ...] = (
+    Algorithm("bcq", "BCQ", "BCQ", ()),
+    _arm("independent", "swap", "SQV", "SQV", "sqv", ["--sqv"]),
+    _arm("independent", "mean", "BCQaug", "BCQ+aug", "bcq-aug", ["--aug"]),
+    _arm("independent", "own", "SQVown", "own targets", "own"),
+    _arm("clean", "swap", "SQVclean", "SQV-clean", "sqv-clean"),
+    _arm("clean", "own", "SQVcleanOwn", "clean-own", "clean-own"),
+    _arm("clean", "mean", "BCQaugClean", "BCQ+aug-clean", "bcq-aug-clean"),
+    Algorithm("sqil", "SQIL", "SQIL", ("--sqil",), stage="sqil"),
+)
+OFFLINE = tuple(a for a in ALGORITHMS if a.stage == "offline")
+BY_NAME = {a.name: a for a in ALGORITHMS}
+BY_PREFIX = {a.prefix: a for a in ALGORITHMS}
+
+
+def offline_algorithm(views: str | None, targets: str | None) -> Algorithm:
+    """The offline algorithm of a view formulation and a target rule (both None: BCQ)."""
+    if views is None and targets is None:
+        return BY_NAME["bcq"]
+    return next(a for a in OFFLINE if (a.views, a.targets) == (views or "independent", targets or "swap"))
