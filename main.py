@@ -98,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="continuous BCQ/SQV as a recommender: act in the space of these item embeddings "
                              "(env: the env's own, e.g. ItemRecommendation-v0; or an (items, action dim) .npy)")
     parser.add_argument("--tensorboard", action="store_true", help="also log to a TensorBoard run under runs/")
+    parser.add_argument("--wandb", action="store_true",
+                        help="also log the same scalars and the resolved config to Weights & Biases (the run is "
+                             "{algo}_{setting}; WANDB_MODE=offline keeps it under OUT_DIR/wandb)")
+    parser.add_argument("--wandb_project", type=str, default="bcq-sqv", help="--wandb: the project")
+    parser.add_argument("--wandb_entity", type=str, default=None, help="--wandb: the entity (default: yours)")
+    parser.add_argument("--wandb_group", type=str, default=None, help="--wandb: a group, e.g. the sweep's name")
     hyper = parser.add_argument_group("hyperparameters (default: the env's column of the README table)")
     for name, (kind, atari, regular, continuous, text) in PARAMETERS.items():
         default_text = f"Atari {atari}, discrete {regular}, continuous {continuous}"
@@ -194,9 +200,18 @@ def check(cfg: dict) -> None:
             raise UserError(f"--{name} must be positive, got {cfg[name]}")
     if cfg["BCQ_threshold"] is not None and not 0 <= cfg["BCQ_threshold"] < 1:
         raise UserError(f"--BCQ_threshold must lie in [0, 1) (1 would forbid every action), got {cfg['BCQ_threshold']}")
+    from common.augment import SHIFTS
+
+    if cfg["aug_shift"] is not None and cfg["aug_shift"] not in SHIFTS:
+        raise UserError(f"--aug_shift {cfg['aug_shift']}: expected one of {', '.join(SHIFTS)}")
     for name in ("low_noise_p", "rand_action_p", "eval_eps", "initial_eps", "end_eps", "tau", "lmbda"):
         if cfg[name] is not None and not 0 <= cfg[name] <= 1:
             raise UserError(f"--{name} must lie in [0, 1], got {cfg[name]}")
+    if cfg["wandb"]:
+        try:
+            import wandb  # noqa: F401
+        except ImportError:
+            raise UserError("--wandb needs the wandb package: pip install -e '.[logging]' (or drop --wandb)") from None
     check_writable(cfg["out_dir"])
 
 

@@ -28,15 +28,16 @@ from collections import defaultdict
 
 import numpy as np
 
+from common.algorithms import CONTRASTS, OFFLINE
 from common.io import atomic_open
-from common.scores import (beats, behavior_normalized, bootstrap_mean_ci, human_normalized, iqm, random_score,
-                           relative_improvement, stratified_bootstrap_ci, stratified_bootstrap_poi)
+from common.scores import (beats, behavior_normalized, bootstrap_mean_ci, human_normalized, interval_estimate,
+                           interval_estimates, iqm,
+                           paired_difference, probability_of_improvement, random_score, relative_improvement)
 
-ALGOS = ("BCQ", "SQV")                 # compared by the improvement; a game in an IQM has both
-CURVES = ("BCQ", "BCQaug", "SQV")      # drawn and tabulated where present (BCQaug: --aug)
-LABELS = {"BCQ": "BCQ", "BCQaug": "BCQ+aug", "SQV": "SQV"}
-COLORS = {"BCQ": "tab:blue", "BCQaug": "tab:green", "SQV": "tab:orange"}
-PATTERN = re.compile(r"^(BCQaug|BCQ|SQV|behavioral|buffer_returns)_(.+)_(-?\d+)\.npy$")
+CURVES = tuple(a.prefix for a in OFFLINE)  # drawn and tabulated where present, in this order
+LABELS = {a.prefix: a.label for a in OFFLINE}
+COLORS = {a.prefix: a.color for a in OFFLINE}
+PATTERN = re.compile(rf"^({'|'.join(sorted(CURVES, key=len, reverse=True))}|behavioral|buffer_returns)_(.+)_(-?\d+)\.npy$")
 
 
 def collect(results_dir: str) -> dict[str, dict[str, dict[int, np.ndarray]]]:
@@ -61,11 +62,16 @@ def eval_steps(results_dir: str, algo: str, env: str, seed: int, n: int) -> tupl
     return np.arange(1, n + 1), "evaluation"
 
 
-def final(runs: dict[int, np.ndarray], last: int = 1) -> np.ndarray:
-    """Each seed's final score: the mean of its last ``last`` evaluations (of all, where it has fewer)."""
+def final_score(curve: np.ndarray, last: int = 1) -> float:
+    """A run's final score: the mean of its last ``last`` evaluations (of all, where it has fewer)."""
     if last < 1:
         raise ValueError(f"a final score averages at least the last evaluation, not the last {last}")
-    return np.array([runs[s][-last:].mean() for s in sorted(runs)])
+    return float(curve[-last:].mean())
+
+
+def final(runs: dict[int, np.ndarray], last: int = 1) -> np.ndarray:
+    """Each seed's final score, in seed order."""
+    return np.array([final_score(runs[s], last) for s in sorted(runs)])
 
 
 def buffer_means(runs: dict[int, np.ndarray] | None) -> np.ndarray | None:
@@ -74,8 +80,13 @@ def buffer_means(runs: dict[int, np.ndarray] | None) -> np.ndarray | None:
     return np.array(means) if means else None
 
 
+def mean_std(values: np.ndarray) -> tuple[float, float, int]:
+    """(mean, sample standard deviation (ddof=1; nan for one value), n)."""
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else float("nan"), len(values)
+
+
 def summarize(found, last: int = 1) -> list[dict]:
-    """One row per env: mean, std and n over seeds of each figure, and SQV's improvement."""
+    """One row per env: (mean, std, n) over seeds of each figure, and each arm's change against BCQ."""
     rows = []
     for env, kinds in sorted(found.items()):
         row = {"env": env}
@@ -83,46 +94,91 @@ def summarize(found, last: int = 1) -> list[dict]:
                     "buffer": buffer_means(kinds.get("buffer_returns")),
                     **{algo: final(kinds[algo], last) if kinds.get(algo) else None for algo in CURVES}}
         for key, values in per_kind.items():
-            row[key] = None if values is None else (float(values.mean()), float(values.std()), len(values))
-        row["improvement"] = (relative_improvement(row["SQV"][0], row["BCQ"][0])
-                              if row["SQV"] and row["BCQ"] else None)
-        row["aug_improvement"] = (relative_improvement(row["BCQaug"][0], row["BCQ"][0])
-                                  if row["BCQaug"] and row["BCQ"] else None)
+            row[key] = None if values is None else mean_std(values)
+        row["vs_BCQ"] = {algo: relative_improvement(row[algo][0], row["BCQ"][0])
+                         for algo in CURVES[1:] if row[algo] and row["BCQ"]}
         rows.append(row)
     return rows
 
 
 def markdown_table(rows: list[dict]) -> str:
     def cell(v):
-        return "—" if v is None else f"{v[0]:.1f} ± {v[1]:.1f} ({v[2]})"
+        if v is None:
+            return "—"
+        return f"{v[0]:.1f} ({v[2]})" if v[2] < 2 else f"{v[0]:.1f} ± {v[1]:.1f} ({v[2]})"
 
     def percent(v):  # undefined when BCQ's mean is 0
         return "—" if v is None or not np.isfinite(v) else f"{100 * v:+.1f}%"
-    aug = any(r["BCQaug"] for r in rows)  # the --aug columns only when some env has --aug runs
-    lines = [f"| env | behavioral | buffer | BCQ |{' BCQ+aug |' if aug else ''} SQV | SQV vs BCQ |"
-             + (" BCQ+aug vs BCQ |" if aug else ""), "|---|---|---|---|---|---|" + ("---|---|" if aug else "")]
+    arms = [algo for algo in CURVES if any(r[algo] for r in rows)]  # columns only for arms that ran
+    versus = [algo for algo in arms[1:] if any(algo in r["vs_BCQ"] for r in rows)]
+    header = ["env", "behavioral", "buffer", *(LABELS[a] for a in arms), *(f"{LABELS[a]} vs BCQ" for a in versus)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
-        lines.append(f"| {r['env']} | {cell(r['behavioral'])} | {cell(r['buffer'])} | {cell(r['BCQ'])} | "
-                     + (f"{cell(r['BCQaug'])} | " if aug else "") + f"{cell(r['SQV'])} | {percent(r['improvement'])} |"
-                     + (f" {percent(r['aug_improvement'])} |" if aug else ""))
+        cells = [r["env"], cell(r["behavioral"]), cell(r["buffer"]), *(cell(r[a]) for a in arms),
+                 *(percent(r["vs_BCQ"].get(a)) for a in versus)]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def normalized_iqm(found, normalizer, rng, last: int = 1) -> dict[str, tuple[float, float, float, int, int]]:
-    """IQM over games × seeds of normalized final scores, with stratified bootstrap 95% CIs, for every
-    algorithm of `CURVES` that all the games have. The games: those with BCQ and SQV runs for which
-    ``normalizer(env, kinds, last)`` returns a function of raw scores (None leaves a game out).
-    Algorithm → (IQM, low, high, games, seeds)."""
-    games = {env: fn for env in sorted(found) if (fn := normalizer(env, found[env], last)) is not None
-             and all(found[env].get(algo) for algo in ALGOS)}  # the same games for every algorithm
+def aggregate_games(found, normalizer, last: int = 1) -> dict:
+    """env → its normalizing function, for the envs that ``normalizer(env, kinds, last)`` admits (None
+    leaves an env out) and that have BCQ runs and runs of another arm. Every aggregate of a group (IQM,
+    P(improvement), paired differences) uses these envs, so they all rest on the same exclusion rule."""
+    return {env: fn for env in sorted(found) if found[env].get("BCQ") and any(found[env].get(a) for a in CURVES[1:])
+            and (fn := normalizer(env, found[env], last)) is not None}
+
+
+def score_matrix(found, games: dict, algo: str, last: int, normalize: bool = True) -> np.ndarray | None:
+    """(seeds × games) final scores of ``algo`` (normalized by each game's function), the first n seeds of
+    each game with n the fewest any game has; None where a game lacks ``algo``."""
+    if not games or not all(found[env].get(algo) for env in games):
+        return None
+    seeds = min(len(found[env][algo]) for env in games)
+    return np.stack([(fn if normalize else np.asarray)(final(found[env][algo], last)[:seeds])
+                     for env, fn in games.items()], axis=1)
+
+
+def normalized_iqm(found, normalizer, seed: int = 0, last: int = 1) -> dict[str, tuple[float, float, float, int, int]]:
+    """IQM over games × seeds of normalized final scores with rliable's stratified bootstrap 95% CI, for
+    every arm that all the games have. Arm → (IQM, low, high, games, seeds)."""
+    games = aggregate_games(found, normalizer, last)
     out = {}
     for algo in CURVES:
-        if not games or not all(found[env].get(algo) for env in games):
-            continue
-        seeds = min(len(found[env][algo]) for env in games)  # a rectangular runs × games matrix
-        matrix = np.stack([fn(final(found[env][algo], last)[:seeds]) for env, fn in games.items()], axis=1)
-        low, high = stratified_bootstrap_ci(matrix, iqm, rng)
-        out[algo] = (iqm(matrix), low, high, len(games), seeds)
+        matrix = score_matrix(found, games, algo, last)
+        if matrix is not None:
+            out[algo] = (*interval_estimate(matrix, iqm, seed), len(games), matrix.shape[0])
+    return out
+
+
+def contrasts(present) -> list[tuple[str, str]]:
+    """The pairs the report compares: `CONTRASTS` then every arm against BCQ, where both ran."""
+    pairs = [*CONTRASTS, *((algo, "BCQ") for algo in CURVES[1:])]
+    return [(x, y) for x, y in dict.fromkeys(pairs) if x in present and y in present]
+
+
+def improvement_probabilities(found, normalizer, seed: int = 0, last: int = 1) -> dict[tuple[str, str], tuple]:
+    """(X, Y) → (P(X > Y) averaged over the group's games, CI low, CI high, games), rliable's estimator and
+    stratified bootstrap over the same games and seeds as the group's IQM."""
+    games = aggregate_games(found, normalizer, last)
+    matrices = {algo: m for algo in CURVES if (m := score_matrix(found, games, algo, last, normalize=False)) is not None}
+    return {(x, y): (*interval_estimate((matrices[x], matrices[y]), probability_of_improvement, seed), len(games))
+            for x, y in contrasts(matrices)}
+
+
+def paired_differences(found, normalizer, last: int = 1) -> dict[tuple[str, str], tuple[float, float, float, int]]:
+    """(X, Y) → the mean over (game, seed) pairs of X − Y on the same buffer, normalized by the game's
+    function (behavior-normalized: the random score cancels), with its 95% t-interval and the number of pairs."""
+    games = aggregate_games(found, normalizer, last)
+    present = {algo for algo in CURVES if any(found[env].get(algo) for env in games)}
+    out = {}
+    for x, y in contrasts(present):
+        d = []
+        for env, fn in games.items():
+            runs_x, runs_y = found[env].get(x, {}), found[env].get(y, {})
+            for s in sorted(set(runs_x) & set(runs_y)):  # the same seed: the same buffer
+                d.append(fn(final_score(runs_x[s], last)) - fn(final_score(runs_y[s], last)))
+        if d:
+            out[(x, y)] = paired_difference(d)
     return out
 
 
@@ -143,35 +199,32 @@ def behavior_normalizer(env, kinds, last):
     return lambda scores: behavior_normalized(scores, random[0], float(behavioral.mean()))
 
 
-COMPARISONS = (("SQV", "BCQ"), ("BCQaug", "BCQ"), ("SQV", "BCQaug"))
-
-
-def improvement_probabilities(found, rng, last: int = 1) -> dict[tuple[str, str], tuple[float, float, float, int]]:
-    """(X, Y) → (P(X > Y) averaged over the envs that have both, CI low, CI high, envs), from the runs'
-    final scores; no normalization needed."""
-    out = {}
-    for x, y in COMPARISONS:
-        pairs = [(final(kinds[x], last), final(kinds[y], last)) for _, kinds in sorted(found.items())
-                 if kinds.get(x) and kinds.get(y)]
-        if pairs:
-            out[(x, y)] = (*stratified_bootstrap_poi(pairs, rng), len(pairs))
-    return out
-
-
-# name → (normalizer, the table's title, the figure's panel name and score axis)
+# name → (normalizer, the group's title, the figure's panel name and score axis)
 AGGREGATES = {
-    "Atari": (atari_normalizer, "IQM of human-normalized final scores over Atari games × seeds",
-              "Atari", "human-normalized score"),
-    "other": (behavior_normalizer, "IQM of behavior-normalized final scores, (score − random) / "
-                                   "(behavioral − random), over the other envs × seeds",
-              "non-Atari envs", "behavior-normalized score"),
+    "Atari": (atari_normalizer, "Atari games with published human scores, human-normalized", "Atari",
+              "human-normalized score"),
+    "other": (behavior_normalizer, "the other envs with a measured random score whose behavioral agent beats "
+                                   "random play by 2 standard errors, behavior-normalized, (score − random) / "
+                                   "(behavioral − random)", "non-Atari envs", "behavior-normalized score"),
 }
 
 
-def aggregate_text(title: str, values: dict) -> str:
-    lines = [f"{title} (95% stratified bootstrap CI):"]
-    lines += [f"- {LABELS[algo]}: {v:.3f} [{lo:.3f}, {hi:.3f}] ({g} games, the first {n} seeds of each)"
-              for algo, (v, lo, hi, g, n) in values.items()]
+def aggregate_text(title: str, group: dict) -> str:
+    """The lines of one group of envs: IQMs, paired differences and probabilities of improvement."""
+    iqms, pairs, poi = group["iqm"], group["paired"], group["poi"]
+    games = next(iter(iqms.values()))[3] if iqms else next(iter(poi.values()))[3]
+    lines = [f"Over {games} envs: {title} (the same envs for every line below)."]
+    if iqms:
+        lines += ["", "IQM of final scores over envs × seeds (rliable, 95% stratified bootstrap CI):"]
+        lines += [f"- {LABELS[a]}: {v:.3f} [{lo:.3f}, {hi:.3f}] (the first {n} seeds of each env)"
+                  for a, (v, lo, hi, _, n) in iqms.items()]
+    if pairs:
+        lines += ["", "Paired difference X − Y of normalized final scores, runs on the same buffer (mean, 95% t-interval, pairs):"]
+        lines += [f"- {LABELS[x]} − {LABELS[y]}: {m:+.3f} " + (f"[{lo:+.3f}, {hi:+.3f}]" if np.isfinite(lo) else "[—]")
+                  + f" ({n} pairs)" for (x, y), (m, lo, hi, n) in pairs.items()]
+    if poi:
+        lines += ["", "Probability of improvement P(X > Y), averaged over envs (rliable, 95% stratified bootstrap CI):"]
+        lines += [f"- P({LABELS[x]} > {LABELS[y]}) = {p:.2f} [{lo:.2f}, {hi:.2f}]" for (x, y), (p, lo, hi, _) in poi.items()]
     return "\n".join(lines)
 
 
@@ -237,51 +290,44 @@ def plot_curves(found, results_dir: str, path: str, rng, last: int = 1, columns:
 
 
 def plot_summary(rows: list[dict], path: str) -> list[str]:
-    """SQV's and BCQ+aug's change of final return against BCQ per env (an env with either one is
-    shown) and, for Atari games, human-normalized scores. Returns the envs of the first panel."""
+    """Each arm's change of final return against BCQ per env (an env where any arm has one is shown)
+    and, for Atari games, each arm's human-normalized score. Returns the envs of the first panel."""
     import matplotlib.pyplot as plt
 
-    finite = lambda value: value is not None and np.isfinite(value)
-    rows = [r for r in rows if finite(r["improvement"]) or finite(r["aug_improvement"])]
-    atari = [r for r in rows if finite(r["improvement"]) and human_normalized(r["env"], 0.0) is not None]
+    rows = [r for r in rows if any(np.isfinite(v) for v in r["vs_BCQ"].values())]
+    arms = [a for a in CURVES[1:] if any(np.isfinite(r["vs_BCQ"].get(a, np.nan)) for r in rows)]
+    atari = [r for r in rows if human_normalized(r["env"], 0.0) is not None]
     fig, axes = plt.subplots(1, 2 if atari else 1, figsize=(11 if atari else 6, 4), squeeze=False)
-    ax = axes[0, 0]
-    sqv = [(i, 100 * r["improvement"]) for i, r in enumerate(rows) if finite(r["improvement"])]
-    aug = [(i, 100 * r["aug_improvement"]) for i, r in enumerate(rows) if finite(r["aug_improvement"])]
-    width = 0.4 if aug and sqv else 0.8
-    if sqv:
-        values = [v for _, v in sqv]
-        ax.bar([i for i, _ in sqv], values, width, color=["tab:green" if v >= 0 else "tab:red" for v in values],
-               label="SQV vs BCQ")
-        ax.axhline(np.mean(values), color="black", linestyle="--", label=f"SQV mean {np.mean(values):+.1f}%")
-    if aug:  # --aug's improvement beside SQV's: how much of SQV's change augmentation alone gives
-        ax.bar([i + (width if sqv else 0) for i, _ in aug], [v for _, v in aug], width, color="tab:gray",
-               label="BCQ+aug vs BCQ")
-    if rows:
-        ax.legend(fontsize=8)
-    x = np.arange(len(rows))
-    ax.set_xticks(x + (width / 2 if aug and sqv else 0), [r["env"] for r in rows], rotation=45, ha="right")
-    ax.set(title="change of final return vs BCQ: (X − BCQ) / |BCQ|", ylabel="%")
+    for panel, (ax, envs) in enumerate(zip(axes[0], (rows, atari))):
+        drawn = arms if panel == 0 else [a for a in CURVES if any(r[a] for r in atari)]
+        width = 0.8 / max(len(drawn), 1)
+        for k, algo in enumerate(drawn):
+            values = [100 * r["vs_BCQ"].get(algo, np.nan) if panel == 0 else
+                      float(human_normalized(r["env"], r[algo][0])) if r[algo] else np.nan for r in envs]
+            ax.bar(np.arange(len(envs)) + k * width, values, width, color=COLORS[algo], label=LABELS[algo])
+        ax.set_xticks(np.arange(len(envs)) + width * (len(drawn) - 1) / 2, [r["env"] for r in envs],
+                      rotation=45, ha="right")
+        ax.axhline(0, color="black", linewidth=0.8)
+        if drawn:
+            ax.legend(fontsize=7)
+    axes[0, 0].set(title="change of final return vs BCQ: (X − BCQ) / |BCQ|", ylabel="%")
     if atari:
-        ax = axes[0, 1]
-        x = np.arange(len(atari))
-        for k, algo in enumerate(ALGOS):
-            ax.bar(x + 0.4 * k, [float(human_normalized(r["env"], r[algo][0])) for r in atari], 0.4, label=algo)
-        ax.set_xticks(x + 0.2, [r["env"] for r in atari], rotation=45)
-        ax.set(title="human-normalized final score", ylabel="(score − random) / (human − random)")
-        ax.legend(fontsize=8)
+        axes[0, 1].set(title="human-normalized final score", ylabel="(score − random) / (human − random)")
     save_figure(fig, path)
     plt.close(fig)
     return [r["env"] for r in rows]
 
 
-def plot_aggregate(aggregate: dict, path: str) -> None:
-    """One panel per aggregate (Atari, other envs): each algorithm's IQM with its 95% CI."""
+def plot_aggregate(groups: dict, path: str) -> None:
+    """Per group of envs (Atari, others): each arm's IQM with its 95% CI, and rliable's performance
+    profile (the fraction of runs scoring above τ, with 95% CI bands)."""
     import matplotlib.pyplot as plt
+    from rliable import plot_utils
 
-    fig, axes = plt.subplots(1, len(aggregate), figsize=(5 * len(aggregate), 3), squeeze=False)
-    for ax, (name, values) in zip(axes[0], aggregate.items()):
+    fig, axes = plt.subplots(2, len(groups), figsize=(6 * len(groups), 7.5), squeeze=False)
+    for column, (name, group) in enumerate(groups.items()):
         _, _, panel, score = AGGREGATES[name]
+        values, ax = group["iqm"], axes[0, column]
         algos = list(values)
         iqms = np.array([values[a][0] for a in algos])
         errors = np.array([iqms - [values[a][1] for a in algos], [values[a][2] for a in algos] - iqms])
@@ -289,8 +335,28 @@ def plot_aggregate(aggregate: dict, path: str) -> None:
         ax.set_yticks(range(len(algos)), [f"{LABELS[a]} (n={values[a][4]})" for a in algos])
         ax.set(title=f"{panel}: IQM over {next(iter(values.values()))[3]} games",
                xlabel=f"{score} (95% CI); n = seeds per game")
+        taus, profiles = group["profiles"]
+        plot_utils.plot_performance_profiles({LABELS[a]: p[0] for a, p in profiles.items()}, taus,
+                                             {LABELS[a]: np.stack(p[1:]) for a, p in profiles.items()},
+                                             ax=axes[1, column], colors={LABELS[a]: COLORS[a] for a in profiles},
+                                             xlabel=f"{score} (τ)", ylabel="fraction of runs with score > τ")
+        axes[1, column].legend(fontsize=7)
+    fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)
+
+
+def performance_profiles(found, normalizer, seed: int = 0, last: int = 1, points: int = 41):
+    """(τ values, arm → (fraction of runs above each τ, CI low, CI high)) over the group's normalized
+    scores (the IQM's matrices), by rliable's stratified bootstrap."""
+    games = aggregate_games(found, normalizer, last)
+    matrices = {algo: m for algo in CURVES if (m := score_matrix(found, games, algo, last)) is not None}
+    if not matrices:
+        return np.array([]), {}
+    every = np.concatenate([m.ravel() for m in matrices.values()])
+    taus = np.linspace(min(every.min(), 0.0), every.max(), points)
+    return taus, {algo: interval_estimates(m, lambda x: np.array([np.mean(x > t) for t in taus]), seed)
+                  for algo, m in matrices.items()}
 
 
 EPISODES = re.compile(r"^(hDQN|behavioral)_(.+)_(-?\d+)_episodes\.npy$")
@@ -364,23 +430,23 @@ def make_report(results_dir: str, out_dir: str, seed: int = 0, last: int = 1) ->
     table = markdown_table(rows)
     if last > 1:
         table += f"\n\nFinal scores (behavioral and offline) are each run's mean of its last {last} evaluations."
-    aggregate = {name: values for name, (normalizer, *_) in AGGREGATES.items()
-                 if (values := normalized_iqm(found, normalizer, np.random.default_rng(seed), last))}
-    for name, values in aggregate.items():
-        table += "\n\n" + aggregate_text(AGGREGATES[name][1], values)
-    if aggregate:
+    groups = {}
+    for name, (normalizer, title, *_) in AGGREGATES.items():
+        group = {"iqm": normalized_iqm(found, normalizer, seed, last),
+                 "poi": improvement_probabilities(found, normalizer, seed, last),
+                 "paired": paired_differences(found, normalizer, last)}
+        if group["iqm"] or group["poi"]:
+            group["profiles"] = performance_profiles(found, normalizer, seed, last)
+            groups[name] = group
+            table += "\n\n" + aggregate_text(title, group)
+    if any(group["iqm"] for group in groups.values()):
         paths.append(os.path.join(out_dir, "aggregate.png"))
-        plot_aggregate(aggregate, paths[-1])
-    improvements = improvement_probabilities(found, np.random.default_rng(seed), last)
-    if improvements:
-        table += "\n\nProbability of improvement, P(X > Y) over pairs of runs averaged over envs (95% stratified bootstrap CI):\n"
-        table += "\n".join(f"- P({LABELS[x]} > {LABELS[y]}) = {p:.2f} [{lo:.2f}, {hi:.2f}] ({n} envs)"
-                            for (x, y), (p, lo, hi, n) in improvements.items())
+        plot_aggregate({name: group for name, group in groups.items() if group["iqm"]}, paths[-1])
     table_path = os.path.join(out_dir, "table.md")
     with atomic_open(table_path) as f:
         f.write((table + "\n").encode())
-    return {"figures": paths, "table": table_path, "rows": rows, "markdown": table, "iqm": aggregate,
-            "improvement_probability": improvements}
+    return {"figures": paths, "table": table_path, "rows": rows, "markdown": table,
+            **{key: {name: group[key] for name, group in groups.items()} for key in ("iqm", "poi", "paired")}}
 
 
 def main() -> int:

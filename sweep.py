@@ -41,7 +41,10 @@ class Run:
 
 
 def load_config(path: str) -> dict:
-    import yaml
+    try:
+        import yaml
+    except ImportError:
+        raise SystemExit("error: sweep configs are YAML and PyYAML is not installed: pip install -e '.[sweep]'") from None
 
     try:
         with open(path) as f:
@@ -313,7 +316,7 @@ def main(argv=None) -> int:
         try:
             import ray  # noqa: F401
         except ImportError:
-            print("error: Ray is not installed: pip install -r requirements-sweep.txt (or use --no_ray)",
+            print("error: Ray is not installed: pip install -e '.[sweep]' (or use --no_ray)",
                   file=sys.stderr)
             return 2
         run_ray(runs, done_already, out_dir, progress, args, resources)

@@ -21,6 +21,7 @@ class Algorithm:
     name: str                 # the sweep config's key, e.g. "sqv-clean"
     prefix: str               # results/{prefix}_{setting}.npy, models/{prefix}_{setting}_*
     label: str                # tables and figures
+    color: str                # figures (a matplotlib color)
     flags: tuple[str, ...]    # main.py's flags that select it
     views: str | None = None  # None: BCQ's single un-augmented view
     targets: str | None = None
@@ -31,23 +32,26 @@ class Algorithm:
         return self.views is not None
 
 
-def _arm(views: str, targets: str, prefix: str, label: str, name: str, flags=None) -> Algorithm:
-    return Algorithm(name, prefix, label, tuple(flags or ("--views", views, "--targets", targets)), views, targets)
+def _arm(name: str, prefix: str, label: str, color: str, views: str, targets: str, flags=None) -> Algorithm:
+    return Algorithm(name, prefix, label, color, tuple(flags or ("--views", views, "--targets", targets)), views, targets)
 
 
 ALGORITHMS: tuple[Algorithm, ...] = (
-    Algorithm("bcq", "BCQ", "BCQ", ()),
-    _arm("independent", "swap", "SQV", "SQV", "sqv", ["--sqv"]),
-    _arm("independent", "mean", "BCQaug", "BCQ+aug", "bcq-aug", ["--aug"]),
-    _arm("independent", "own", "SQVown", "own targets", "own"),
-    _arm("clean", "swap", "SQVclean", "SQV-clean", "sqv-clean"),
-    _arm("clean", "own", "SQVcleanOwn", "clean-own", "clean-own"),
-    _arm("clean", "mean", "BCQaugClean", "BCQ+aug-clean", "bcq-aug-clean"),
-    Algorithm("sqil", "SQIL", "SQIL", ("--sqil",), stage="sqil"),
+    Algorithm("bcq", "BCQ", "BCQ", "tab:blue", ()),
+    _arm("bcq-aug", "BCQaug", "BCQ+aug", "tab:green", "independent", "mean", ["--aug"]),
+    _arm("sqv", "SQV", "SQV", "tab:orange", "independent", "swap", ["--sqv"]),
+    _arm("own", "SQVown", "own targets", "tab:red", "independent", "own"),
+    _arm("sqv-clean", "SQVclean", "SQV-clean", "tab:purple", "clean", "swap"),
+    _arm("clean-own", "SQVcleanOwn", "clean-own", "tab:brown", "clean", "own"),
+    _arm("bcq-aug-clean", "BCQaugClean", "BCQ+aug-clean", "tab:olive", "clean", "mean"),
+    Algorithm("sqil", "SQIL", "SQIL", "tab:gray", ("--sqil",), stage="sqil"),
 )
 OFFLINE = tuple(a for a in ALGORITHMS if a.stage == "offline")
 BY_NAME = {a.name: a for a in ALGORITHMS}
 BY_PREFIX = {a.prefix: a for a in ALGORITHMS}
+# The report's paired contrasts (X − Y on the same buffers) beside every arm against BCQ: what the swap
+# changes under each view formulation (the first: study v2's primary endpoint), and the swap against the mean.
+CONTRASTS = (("SQVclean", "SQVcleanOwn"), ("SQV", "SQVown"), ("SQV", "BCQaug"))
 
 
 def offline_algorithm(views: str | None, targets: str | None) -> Algorithm:

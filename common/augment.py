@@ -6,8 +6,10 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from common.buffers import Batch, StackWindow, apply_masks
+from common.errors import UserError
 
 
 def replicate_pad(images: torch.Tensor, pad: int) -> torch.Tensor:
@@ -106,11 +108,69 @@ class RandomShift:
     def offsets(self, n: int, device) -> torch.Tensor:
         return torch.randint(0, 2 * self.pad + 1, (n, 2), device=device)
 
+    def sample(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the shifted images, their (B, 2) offsets)."""
+        offsets = self.offsets(images.shape[0], images.device)
+        return shift(images, offsets, self.pad), offsets
+
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        return shift(images, self.offsets(images.shape[0], images.device), self.pad)
+        return self.sample(images)[0]
 
     def __repr__(self) -> str:
         return f"RandomShift(pad={self.pad})"
+
+
+def object_counts(images: torch.Tensor) -> torch.Tensor:
+    """(B, C) number of nonzero pixels of each channel: MinAtar's objects, one channel per type."""
+    return (images != 0).sum((2, 3))
+
+
+def _window_sums(x: torch.Tensor, h: int, w: int, pad: int) -> torch.Tensor:
+    """(B, C, K) sums of the h × w windows of a padded (B, C, h + 2·pad, w + 2·pad) batch at each of
+    the K = (2·pad + 1)² offsets, row-major (k = row · (2·pad + 1) + column), from one integral image."""
+    s = F.pad(x.cumsum(2).cumsum(3), (1, 0, 1, 0))
+    o = torch.arange(2 * pad + 1, device=x.device)
+    oy, ox = o.repeat_interleave(2 * pad + 1), o.repeat(2 * pad + 1)
+    return s[..., oy + h, ox + w] - s[..., oy, ox + w] - s[..., oy + h, ox] + s[..., oy, ox]
+
+
+def translation_offsets(images: torch.Tensor, pad: int) -> torch.Tensor:
+    """(B, K) bool: which of the K = (2·pad + 1)² offsets of `shift` (row-major) only translate the
+    content of a (B, C, H, W) batch: no nonzero pixel leaves the frame and none is replicated from
+    the border, so every channel keeps its pixels and their count. The centre (identity) always does."""
+    h, w = images.shape[-2:]
+    nonzero = (images != 0).to(torch.int32)
+    total = nonzero.sum((2, 3), keepdim=True)
+    kept = _window_sums(F.pad(nonzero, (pad,) * 4), h, w, pad)  # what stays in the frame
+    cropped = _window_sums(replicate_pad(nonzero, pad), h, w, pad)  # ... plus what the border replicates
+    return ((kept == total[..., 0]) & (cropped == total[..., 0])).all(1)
+
+
+class ObjectPreservingShift:
+    """Random shift restricted to the offsets that move every object and create none: per sample, a
+    uniform offset among those `translation_offsets` allows (the identity at least). On MinAtar's
+    binary grids the replicate-padded shift duplicates an object on the border it moves away from
+    and drops one on the border it moves towards; this one keeps the set of objects, at the price of
+    leaving unshifted the states with objects on the borders (see augmentation_check.py)."""
+
+    def __init__(self, pad: int):
+        self.pad = int(pad)
+
+    def offsets(self, images: torch.Tensor) -> torch.Tensor:
+        allowed = translation_offsets(images, self.pad)
+        k = torch.rand(allowed.shape, device=images.device).masked_fill_(~allowed, -1.0).argmax(1)
+        return torch.stack([k // (2 * self.pad + 1), k % (2 * self.pad + 1)], 1)
+
+    def sample(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the shifted images, their (B, 2) offsets)."""
+        offsets = self.offsets(images)
+        return shift(images, offsets, self.pad), offsets
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return self.sample(images)[0]
+
+    def __repr__(self) -> str:
+        return f"ObjectPreservingShift(pad={self.pad})"
 
 
 class GaussianNoise:
@@ -129,12 +189,21 @@ class GaussianNoise:
         return f"GaussianNoise(std={self.std})"
 
 
+SHIFTS = ("replicate", "preserve_objects")
+
+
 def make_augmentation(kind: str, cfg, buffer, device):
-    """SQV's augmentation for an env kind: random shift for images, for state vectors Gaussian
-    noise with std ``aug_noise`` × each dimension's std over the buffer's states."""
-    from common.envs import VECTOR
+    """SQV's augmentation for an env kind: random shift for images (MinAtar: ``aug_shift`` picks
+    `RandomShift` or `ObjectPreservingShift`; Atari: always `RandomShift`), for state vectors
+    Gaussian noise with std ``aug_noise`` × each dimension's std over the buffer's states."""
+    from common.envs import IMAGE, VECTOR
 
     if kind != VECTOR:
-        return RandomShift(cfg.aug_pad)
+        choice = cfg.aug_shift or SHIFTS[0]  # Atari has no aug_shift
+        if choice not in SHIFTS:
+            raise UserError(f"--aug_shift {choice}: expected one of {', '.join(SHIFTS)}")
+        if choice == "preserve_objects" and kind != IMAGE:
+            raise UserError("--aug_shift preserve_objects applies to MinAtar's object channels, not Atari frames")
+        return ObjectPreservingShift(cfg.aug_pad) if choice == "preserve_objects" else RandomShift(cfg.aug_pad)
     std = torch.as_tensor(buffer.state[:buffer.size].std(axis=0), dtype=torch.float32, device=device)
     return GaussianNoise(cfg.aug_noise * std)

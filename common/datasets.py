@@ -370,7 +370,7 @@ def read_d4rl(path: str):
     try:
         import h5py
     except ImportError:
-        raise UserError("--dataset d4rl needs h5py: pip install -r requirements.txt") from None
+        raise UserError("--dataset d4rl needs h5py: pip install -e '.[datasets]'") from None
     if not os.path.isfile(path):
         raise UserError(f"--dataset d4rl:{path}: no such file")
     try:
@@ -407,7 +407,7 @@ def read_minari(dataset_id: str):
     try:
         import minari
     except ImportError:
-        raise UserError("--dataset minari needs minari: pip install -r requirements.txt") from None
+        raise UserError("--dataset minari needs minari: pip install -e '.[datasets]'") from None
     try:
         dataset = minari.load_dataset(dataset_id, download=False)
     except Exception as err:  # minari raises several kinds for a dataset it cannot find or read
@@ -437,7 +437,7 @@ def export_minari(buffer, dataset_id: str, env_id: str) -> int:
         import minari
         from minari.data_collector import EpisodeBuffer
     except ImportError:
-        raise UserError("--export_minari needs minari: pip install -r requirements.txt") from None
+        raise UserError("--export_minari needs minari: pip install -e '.[datasets]'") from None
     n = buffer.size
     state, next_state = buffer.state[:n], buffer.next_state[:n]
     ends = buffer.not_done[:n, 0] == 0

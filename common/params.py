@@ -51,6 +51,9 @@ PARAMETERS: dict[str, tuple] = {
                               "truncate episodes after this many agent steps (others: the env's own limit)"),
     # SQV augmentation
     "aug_pad": (int, 4, 1, None, "SQV on images: random-shift padding in pixels (regular column: MinAtar)"),
+    "aug_shift": (str, None, "replicate", None, "SQV on MinAtar: the shift's offsets, replicate (uniform over all) or "
+                                                "preserve_objects (uniform over those that move every object and "
+                                                "create none; augmentation_check.py)"),
     "aug_noise": (float, None, 0.01, 0.01, "SQV on state vectors: Gaussian noise std in units of each "
                                              "dimension's std in the buffer"),
     "pixel_scale": (float, 1.0, 1.0, None, "images are multiplied by this before the network (1/255 for [0, 1])"),
@@ -85,7 +88,7 @@ def defaults(profile: str, kind: str | None = None, env: str | None = None) -> d
     column = 1 + PROFILES.index(profile)
     values = {name: entry[column] for name, entry in PARAMETERS.items()}
     if kind is not None and kind != IMAGE and profile == REGULAR:
-        values["aug_pad"] = None
+        values["aug_pad"] = values["aug_shift"] = None
     if kind == IMAGE:
         values["aug_noise"] = None
     values.update(ENV_DEFAULTS.get(env, {}))

@@ -1,9 +1,9 @@
 """Aggregate statistics for comparing learners across envs and seeds.
 
-Percentile bootstrap confidence intervals of a mean over seeds; the interquartile mean (IQM) with
-stratified bootstrap CIs (Agarwal et al. 2021, the estimator of `rliable`, which does not import
-here: its dependency arch 7.2.0 fails against pandas 3.1.1); the relative improvement of SQV over
-BCQ; human-normalized Atari scores; behavior-normalized scores of the other envs.
+Percentile bootstrap confidence intervals of a mean over seeds (the curves' bands); the interquartile
+mean (IQM), the probability of improvement and their stratified bootstrap CIs from `rliable`
+(Agarwal et al. 2021); paired differences with t-intervals; the relative improvement over BCQ;
+human-normalized Atari scores; behavior-normalized scores of the other envs.
 """
 from __future__ import annotations
 
@@ -65,29 +65,10 @@ def beats(scores, reference: tuple[float, float]) -> bool:
     return scores.mean() - reference[0] > 2.0 * np.hypot(sem, reference[1])
 
 
-def probability_of_improvement(x, y) -> float:
-    """P(X > Y) for one task: over all pairs of a run of X and a run of Y, the fraction X wins (ties
-    count 1/2); the Mann-Whitney statistic of Agarwal et al. 2021."""
-    x, y = np.asarray(x, dtype=float)[:, None], np.asarray(y, dtype=float)[None, :]
-    return float(np.mean((x > y) + 0.5 * (x == y)))
-
-
 def percentile_interval(samples, level: float = 0.95, axis=None):
     """(low, high): the central ``level`` interval of bootstrap samples (the percentile bootstrap)."""
     tail = (1 - level) / 2 * 100
     return np.percentile(samples, tail, axis=axis), np.percentile(samples, 100 - tail, axis=axis)
-
-
-def stratified_bootstrap_poi(pairs, rng: np.random.Generator, reps: int = 2000, level: float = 0.95):
-    """Mean over tasks of P(X > Y) and its CI, resampling each task's runs of X and of Y."""
-    value = float(np.mean([probability_of_improvement(x, y) for x, y in pairs]))
-    samples = []
-    for _ in range(reps):
-        samples.append(np.mean([probability_of_improvement(np.asarray(x)[rng.integers(0, len(x), len(x))],
-                                                           np.asarray(y)[rng.integers(0, len(y), len(y))])
-                                for x, y in pairs]))
-    low, high = percentile_interval(samples, level)
-    return value, float(low), float(high)
 
 
 def behavior_normalized(score, random: float, behavioral: float):
@@ -123,21 +104,52 @@ def bootstrap_mean_ci(samples: np.ndarray, rng: np.random.Generator, reps: int =
     return percentile_interval(means, level, axis=0)
 
 
-def iqm(scores: np.ndarray) -> float:
-    """Interquartile mean of all entries: the mean of the middle 50% (scipy's trim_mean(0.25))."""
-    values = np.sort(np.asarray(scores, dtype=float).ravel())
-    n = len(values)
-    cut = int(np.floor(0.25 * n))
-    return float(values[cut:n - cut].mean())
+def interval_estimates(scores, statistic, seed: int = 0, reps: int = 2000, level: float = 0.95):
+    """``statistic`` (a vector) of (runs × tasks) score matrices and its stratified bootstrap CIs (runs
+    resampled within each task), by rliable (Agarwal et al. 2021). ``scores``: one matrix, or a tuple of
+    matrices that ``statistic`` takes together (X's and Y's for the probability of improvement).
+    Returns (values, lows, highs), arrays."""
+    import warnings
+
+    from rliable import library as rly
+
+    data = [np.asarray(m, dtype=float) for m in scores] if isinstance(scores, tuple) else np.asarray(scores, dtype=float)
+    with warnings.catch_warnings():  # arch deprecates the RandomState that rliable 1.2 hands it (the draws are the same)
+        warnings.simplefilter("ignore", FutureWarning)
+        point, interval = rly.get_interval_estimates({"x": data}, lambda *m: np.atleast_1d(statistic(*m)), reps=reps,
+                                                     confidence_interval_size=level, random_state=np.random.RandomState(seed))
+    return np.atleast_1d(point["x"]).astype(float), interval["x"][0].astype(float), interval["x"][1].astype(float)
 
 
-def stratified_bootstrap_ci(scores: np.ndarray, statistic=iqm, rng: np.random.Generator | None = None,
-                            reps: int = 2000, level: float = 0.95) -> tuple[float, float]:
-    """CI of ``statistic`` over a (runs × tasks) score matrix, resampling runs within each task."""
-    rng = rng or np.random.default_rng(0)
-    scores = np.asarray(scores, dtype=float)
-    runs, tasks = scores.shape
-    picks = rng.integers(0, runs, (reps, runs, tasks))
-    values = [statistic(scores[picks[r], np.arange(tasks)]) for r in range(reps)]
-    low, high = percentile_interval(values, level)
-    return float(low), float(high)
+def interval_estimate(scores, statistic, seed: int = 0, reps: int = 2000, level: float = 0.95):
+    """`interval_estimates` of a scalar statistic: (value, low, high)."""
+    value, low, high = interval_estimates(scores, statistic, seed, reps, level)
+    return float(value[0]), float(low[0]), float(high[0])
+
+
+def iqm(scores) -> float:
+    """Interquartile mean over all runs and tasks: rliable's ``aggregate_iqm`` (scipy's trim_mean(0.25))."""
+    from rliable import metrics
+
+    return float(metrics.aggregate_iqm(np.asarray(scores, dtype=float)))
+
+
+def probability_of_improvement(scores_x, scores_y) -> float:
+    """P(X > Y) per task (Mann-Whitney over pairs of runs, ties 1/2) averaged over tasks: rliable's."""
+    from rliable import metrics
+
+    return float(metrics.probability_of_improvement(np.asarray(scores_x, dtype=float), np.asarray(scores_y, dtype=float)))
+
+
+def paired_difference(differences, level: float = 0.95) -> tuple[float, float, float, int]:
+    """Mean of paired differences (X − Y on the same buffer) and its t-interval, (mean, low, high, n):
+    the pairs are independent runs, and with a handful of them the t-interval is wider, and more
+    honest, than a bootstrap's. One pair has no spread: its interval is (nan, nan)."""
+    from scipy import stats
+
+    d = np.asarray(differences, dtype=float).ravel()
+    n = len(d)
+    if n < 2:
+        return float(d.mean()) if n else float("nan"), float("nan"), float("nan"), n
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * d.std(ddof=1) / np.sqrt(n)
+    return float(d.mean()), float(d.mean() - half), float(d.mean() + half), n

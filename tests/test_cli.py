@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from common.algorithms import OFFLINE
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -61,8 +63,10 @@ def test_every_stage_end_to_end(env, tmp_path):
         not_done = np.load(tmp_path / "buffers" / f"{name}_{setting}_not_done.npy")
         assert not_done.min() == 1.0 and len(not_done) == 300
     offline = [("BCQ", []), ("SQV", ["--sqv", "--mmap"])]  # SQV reads the buffer memory-mapped
-    if env in ("CartPole-v1", "MinAtar/Breakout-v1", "PongNoFrameskip-v4", "Pendulum-v1"):
-        offline.append(("BCQaug", ["--aug"]))  # the augmentation-only control
+    if env in ("CartPole-v1", "MinAtar/Breakout-v1", "PongNoFrameskip-v4"):  # every other arm (common/algorithms.py)
+        offline += [(a.prefix, list(a.flags)) for a in OFFLINE if a.prefix not in ("BCQ", "SQV")]
+    elif env == "Pendulum-v1":  # the continuous learner: the --aug control and the clean views
+        offline += [(a.prefix, list(a.flags)) for a in OFFLINE if a.prefix in ("BCQaug", "SQVclean", "SQVcleanOwn")]
     for algo, extra in offline:
         log = ok(*flags, *extra)
         assert f"[{algo}]" in log and loss_name in log
@@ -106,18 +110,9 @@ def test_same_command_twice_gives_identical_results(tmp_path):
         assert all(torch.equal(first[k], second[k]) for k in first)
 
 
-def test_reference_format_buffer_trains(tmp_path):
+def test_reference_format_buffer_trains(reference_buffer):
     """A buffer as the reference StandardBuffer writes it (float64 arrays, (N, 1) actions) trains."""
-    rng = np.random.default_rng(0)
-    n = 400
-    state = rng.normal(size=(n, 4)) * 0.05
-    prefix = tmp_path / "buffers" / "Default_CartPole-v1_0"
-    prefix.parent.mkdir()
-    arrays = {"state": state, "next_state": state + 0.01, "action": rng.integers(0, 2, (n, 1)).astype(float),
-              "reward": np.ones((n, 1)), "not_done": np.ones((n, 1))}
-    for name, array in arrays.items():
-        np.save(f"{prefix}_{name}.npy", array)
-    np.save(f"{prefix}_ptr.npy", n)
+    tmp_path = reference_buffer
     log = ok("--env", "CartPole-v1", "--out_dir", tmp_path, "--max_timesteps", 50, "--eval_freq", 50,
              "--eval_episodes", 1)
     assert "q_loss=" in log
@@ -135,6 +130,9 @@ def test_reference_format_buffer_trains(tmp_path):
     (["--env", "CartPole-v1", "--train_behavioral", "--batch_size", "0"], "--batch_size must be positive"),
     (["--env", "CartPole-v1", "--device", "cuda:7"], "--device cuda:7"),
     (["--env", "CartPole-v1", "--device", "nonsense"], "--device nonsense"),
+    (["--env", "CartPole-v1", "--aug", "--targets", "swap"], "--aug means --targets mean"),
+    (["--env", "CartPole-v1", "--train_behavioral", "--views", "clean"], "--views selects the offline algorithm"),
+    (["--env", "MinAtar/Breakout-v1", "--aug_shift", "zero"], "--aug_shift zero: expected one of"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):
     result = run(*args, "--out_dir", tmp_path / "out")
@@ -148,6 +146,17 @@ def test_conflicting_stages_are_rejected(tmp_path):
     result = run("--train_behavioral", "--generate_buffer", "--out_dir", tmp_path / "out")
     assert result.returncode == 2 and "not allowed with argument" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_the_installed_commands_are_the_scripts():
+    """`pip install -e ".[all]"` (README) gives bcq-sqv = python main.py, and the plot and sweep commands."""
+    from importlib.metadata import entry_points
+
+    scripts = {e.name: e.value for e in entry_points(group="console_scripts") if e.name.startswith("bcq-sqv")}
+    assert scripts == {"bcq-sqv": "main:main", "bcq-sqv-plot": "plot:main", "bcq-sqv-sweep": "sweep:main"}
+    result = subprocess.run([shutil.which("bcq-sqv") or "bcq-sqv", "--env", "CartPole-v1", "--sqv", "--aug"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "--sqv and --aug are two different offline algorithms" in result.stderr
 
 
 def test_readme_documents_every_flag():
