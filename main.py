@@ -51,6 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="h-DQN (meta-controller + controller), e.g. on DiscreteStochasticDecisionProcess-v0")
     stage.add_argument("--export_minari", type=str, default=None, metavar="DATASET_ID",
                        help="write this env and seed's saved buffer as a Minari dataset (vector/MinAtar states)")
+    stage.add_argument("--fqe", action="store_true",
+                       help="off-policy evaluation: Fitted Q Evaluation of the trained BCQ (or --sqv, --aug, "
+                            "--views/--targets, --fqe_policy) policy on its buffer or --dataset")
+    stage.add_argument("--export_policy", nargs="?", const="", default=None, metavar="PREFIX",
+                       help="write the trained BCQ (or --sqv, --aug, --views/--targets) greedy policy, or the one "
+                            "named by PREFIX (behavioral, BCQ, SQV, BCQaug, SQVclean, ..., SQIL), as "
+                            "models/{PREFIX}_{setting}_policy.pt (TorchScript; also .onnx where onnx is installed)")
+    parser.add_argument("--fqe_policy", type=str, default=None, metavar="PREFIX",
+                        help="--fqe: the trained policy by its results prefix (behavioral, BCQ, SQV, BCQaug, SQVclean, ..., SQIL); "
+                             "default: the one --sqv/--aug/--views/--targets select")
     parser.add_argument("--sqv", action="store_true", help="stage 3 trains SQV instead of BCQ")
     parser.add_argument("--aug", action="store_true",
                         help="stage 3 trains BCQ on two augmented views without the swap (both on the mean target): "
@@ -134,6 +144,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error("--dataset replaces the generated buffer of BCQ, SQV and SQIL; drop the stage flag")
     if args.ckpts and not (args.dataset or "").startswith("dqn_replay:"):
         parser.error("--ckpts goes with --dataset dqn_replay:DIR")
+    if args.fqe_policy and not args.fqe:
+        parser.error("--fqe_policy goes with --fqe")
     if args.with_sqil and not args.pipeline:
         parser.error("--with_sqil extends --pipeline; for SQIL alone use --sqil")
     return args
@@ -315,6 +327,18 @@ def main(argv=None) -> int:
         elif cfg.export_minari:
             banner("export a Minari dataset", cfg)
             stages.export_minari(cfg, family)
+        elif cfg.export_policy is not None:
+            from common.export import export_trained_policy
+
+            prefix = cfg.export_policy or offline_algorithm(cfg).prefix
+            banner(f"export the {prefix} policy", cfg)
+            export_trained_policy(cfg, family, prefix)
+        elif cfg.fqe:
+            from common.ope import fitted_q_evaluation
+
+            prefix = cfg.fqe_policy or offline_algorithm(cfg).prefix
+            banner(f"Fitted Q Evaluation of {prefix}", cfg)
+            fitted_q_evaluation(cfg, family, prefix)
         elif cfg.hdqn:
             from discrete_SQV.hdqn import train_hdqn
 

@@ -101,8 +101,10 @@ def mix_actions(act_batch: Callable[[np.ndarray], np.ndarray], states: np.ndarra
 
 def evaluate(act_batch: Callable[[np.ndarray], np.ndarray], make_vec_env: Callable[[int], Any], seed: int,
              episodes: int = 10, eval_eps: float = 0.0, device: torch.device | str = "cpu",
-             num_envs: int = 1) -> np.ndarray:
-    """Raw returns of ``episodes`` evaluation episodes, played ``num_envs`` at a time (DESIGN §3).
+             num_envs: int = 1, discount: float = 1.0, clip_rewards: bool = False) -> np.ndarray:
+    """Raw returns of ``episodes`` evaluation episodes, played ``num_envs`` at a time (DESIGN §3);
+    with ``discount`` < 1 discounted returns, Σ_t γ^t r_t, and with ``clip_rewards`` of clip(r, −1, 1)
+    (what a learner's value estimates, e.g. FQE's, are compared with).
 
     Episode k starts from ``reset(seed=seed + 100 + k)`` and draws its ε-random actions
     (probability ``eval_eps``) from a generator of its own (seeded ``(seed + 100, k)``), so a
@@ -115,6 +117,7 @@ def evaluate(act_batch: Callable[[np.ndarray], np.ndarray], make_vec_env: Callab
     env = make_vec_env(n)
     rngs = [np.random.default_rng([seed + 100, k]) for k in range(episodes)]
     returns = np.zeros(episodes)
+    weight = np.ones(n)                         # γ^t of each env's current step
     episode = np.arange(n)                      # the episode each env is playing
     running = np.ones(n, dtype=bool)
     device = torch.device(device)
@@ -132,8 +135,11 @@ def evaluate(act_batch: Callable[[np.ndarray], np.ndarray], make_vec_env: Callab
                 for i in np.flatnonzero(random):
                     actions[i] = random_actions(env.action_space, rngs[episode[i]], 1)[0]
             states, reward, terminated, truncated = env.step(actions)
-            returns[episode[running]] += reward[running]
+            reward = np.clip(reward, -1.0, 1.0) if clip_rewards else reward
+            returns[episode[running]] += (weight * reward)[running]
+            weight *= discount
             done = terminated | truncated
+            weight[done] = 1.0
             if done.any():
                 for i in np.flatnonzero(done & running):
                     episode[i], upcoming = upcoming, upcoming + 1

@@ -13,6 +13,7 @@ from common.envs import VECTOR, EnvInfo
 from common.errors import UserError
 from continuous_BCQ.bcq import BCQ
 from continuous_BCQ.ddpg import DDPG
+from continuous_BCQ.fqe import FQE
 from continuous_BCQ.sqv import SQV
 
 BEHAVIORAL = "DDPG"
@@ -75,3 +76,8 @@ def offline_agent(algo: str, info: EnvInfo, cfg, device, buffer):
         return SQV(*dims(info), cfg, device, augment=make_augmentation(info.kind, cfg, buffer, device), items=items,
                    views=algorithm.views, targets=algorithm.targets)
     return BCQ(*dims(info), cfg, device, items=items)
+
+
+def fqe_agent(info: EnvInfo, cfg, device, policy) -> FQE:
+    """Fitted Q Evaluation of ``policy`` (a batch of states → actions)."""
+    return FQE(*dims(info)[:2], cfg, device, policy)

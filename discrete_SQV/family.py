@@ -12,11 +12,12 @@ from common.runtime import buffer_device
 from common.errors import UserError
 from discrete_SQV.bcq import BCQ
 from discrete_SQV.dqn import DQN
+from discrete_SQV.fqe import FQE
 from discrete_SQV.sqil import SQIL, DemoMix
 from discrete_SQV.sqv import SQV
 
 BEHAVIORAL = "DQN"
-__all__ = ["BEHAVIORAL", "DemoMix", "behavioral_agent", "check_env", "make_buffer", "offline_agent", "sqil_agent"]
+__all__ = ["BEHAVIORAL", "DemoMix", "behavioral_agent", "check_env", "fqe_agent", "make_buffer", "offline_agent", "sqil_agent"]
 
 
 def check_env(info: EnvInfo, cfg) -> None:
@@ -48,3 +49,8 @@ def offline_agent(algo: str, info: EnvInfo, cfg, device, buffer):
 
 def sqil_agent(info: EnvInfo, cfg, device) -> SQIL:
     return SQIL(info.kind, info.state_shape, info.action_space.n, cfg, device)
+
+
+def fqe_agent(info: EnvInfo, cfg, device, policy) -> FQE:
+    """Fitted Q Evaluation of ``policy`` (a batch of states → actions)."""
+    return FQE(info.kind, info.state_shape, info.action_space.n, cfg, device, policy)
