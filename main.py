@@ -155,7 +155,7 @@ def resolve(args: argparse.Namespace, env: str, max_timesteps: float = 1e6, pres
     """The run's config: every unset flag from ``preset`` (pipeline) or the env's defaults; the family."""
     from common.envs import action_space_of, env_kind
     from common.errors import UserError
-    from common.params import PARAMETERS, defaults, not_applicable, profile_of
+    from common.params import PARAMETERS, check_ranges, defaults, not_applicable, profile_of
     from common.runtime import setting_name
 
     kind = env_kind(env)
@@ -169,9 +169,11 @@ def resolve(args: argparse.Namespace, env: str, max_timesteps: float = 1e6, pres
     for name, value in {**base, **(preset or {})}.items():
         if cfg[name] is None:
             cfg[name] = value
-        if PARAMETERS[name][0] is int and cfg[name] is not None:
+    cfg["max_timesteps"] = args.max_timesteps if args.max_timesteps is not None else max_timesteps
+    check_ranges(cfg)  # before the integer conversions below (NaN and inf have none)
+    for name in [*PARAMETERS, "max_timesteps"]:
+        if (name == "max_timesteps" or PARAMETERS[name][0] is int) and cfg[name] is not None:
             cfg[name] = int(cfg[name])
-    cfg["max_timesteps"] = int(args.max_timesteps if args.max_timesteps is not None else max_timesteps)
     if cfg["item_embeddings"] is not None and args.repeat_num is None and continuous:
         cfg["repeat_num"] = 20  # a recommender picks among fewer candidate actions
     if cfg["checkpoint_freq"] is None:
@@ -205,20 +207,10 @@ def check(cfg: dict) -> None:
     if cfg["item_embeddings"] is not None and cfg["profile"] != "continuous":
         raise UserError(f"--item_embeddings applies to continuous-action envs (e.g. ItemRecommendation-v0); "
                         f"{cfg['env']} has discrete actions")
-    positive = ["repeat_num", "max_timesteps", "eval_freq", "eval_episodes", "num_envs", "checkpoint_freq", "log_freq", "batch_size", "buffer_size", "train_freq",
-                "target_update_freq", "eps_decay_period", "frame_skip", "frame_size", "state_history"]
-    for name in positive:
-        if cfg[name] is not None and cfg[name] <= 0:
-            raise UserError(f"--{name} must be positive, got {cfg[name]}")
-    if cfg["BCQ_threshold"] is not None and not 0 <= cfg["BCQ_threshold"] < 1:
-        raise UserError(f"--BCQ_threshold must lie in [0, 1) (1 would forbid every action), got {cfg['BCQ_threshold']}")
     from common.augment import SHIFTS
 
     if cfg["aug_shift"] is not None and cfg["aug_shift"] not in SHIFTS:
         raise UserError(f"--aug_shift {cfg['aug_shift']}: expected one of {', '.join(SHIFTS)}")
-    for name in ("low_noise_p", "rand_action_p", "eval_eps", "initial_eps", "end_eps", "tau", "lmbda"):
-        if cfg[name] is not None and not 0 <= cfg[name] <= 1:
-            raise UserError(f"--{name} must lie in [0, 1], got {cfg[name]}")
     if cfg["wandb"]:
         try:
             import wandb  # noqa: F401

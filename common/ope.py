@@ -24,13 +24,6 @@ from common.trained import check_acting_flags, trained_agent
 from common.vecenv import make_vec_env
 
 
-def policy_of(agent):
-    """A trained agent's greedy policy as a function of a batch of states on its device."""
-    if hasattr(agent, "greedy_actions"):
-        return agent.greedy_actions
-    return lambda states: torch.as_tensor(agent.act_batch(states.cpu().numpy()), device=agent.device)
-
-
 def initial_states(cfg, episodes: int) -> np.ndarray:
     """The first states of the evaluation episodes (reset with seeds seed + 100 + k, as `evaluate` does)."""
     env = make_vec_env(cfg.env, cfg, episodes)
@@ -47,8 +40,7 @@ def fitted_q_evaluation(cfg, family, prefix: str) -> dict[str, Any]:
     rng = set_seed(cfg.seed, info.env)
     buffer = load_buffer(cfg, family, info, device, rng)
     policy = trained_agent(cfg, family, info, device, prefix)
-    act = policy_of(policy)
-    fqe = family.fqe_agent(info, cfg, device, act)
+    fqe = family.fqe_agent(info, cfg, device, policy.greedy_actions)
     stage = f"FQE_{prefix}"
     log = RunLog(cfg, stage)
     run = Run(cfg, stage, fqe, rng, log)

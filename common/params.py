@@ -6,7 +6,11 @@ the third. A flag given on the command line wins. ``None`` means "not used by th
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 from common.envs import ATARI, IMAGE
+from common.errors import UserError
 
 ATARI_PROFILE, REGULAR, CONTINUOUS = "atari", "regular", "continuous"
 PROFILES = (ATARI_PROFILE, REGULAR, CONTINUOUS)
@@ -58,6 +62,52 @@ PARAMETERS: dict[str, tuple] = {
                                              "dimension's std in the buffer"),
     "pixel_scale": (float, 1.0, 1.0, None, "images are multiplied by this before the network (1/255 for [0, 1])"),
 }
+
+
+@dataclass(frozen=True)
+class Range:
+    low: float
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+    why: str = ""
+
+    def __contains__(self, value: float) -> bool:
+        return (math.isfinite(value) and (self.low < value if self.low_open else self.low <= value)
+                and (value < self.high if self.high_open else value <= self.high))
+
+    def __str__(self) -> str:  # what a value must do: "be positive", "lie in [0, 1]"
+        if math.isinf(self.high):
+            return "be positive" if self.low_open or self.low == 1 else "be non-negative"
+        number = lambda x: str(int(x)) if float(x).is_integer() else f"{x:g}"
+        return (f"lie in {'(' if self.low_open else '['}{number(self.low)}, {number(self.high)}"
+                f"{')' if self.high_open else ']'}{self.why}")
+
+
+PROBABILITY, AT_LEAST_ONE = Range(0, 1), Range(1)
+# The valid values of every numeric flag, the table's and the run's (main.py), checked before any work;
+# NaN and ±inf are never valid.
+RANGES: dict[str, Range] = {
+    **{name: PROBABILITY for name in ("low_noise_p", "rand_action_p", "initial_eps", "end_eps", "eval_eps", "discount",
+                                      "tau", "lmbda")},
+    **{name: Range(0) for name in ("start_timesteps", "gaussian_std", "aug_pad", "aug_noise", "phi")},
+    **{name: AT_LEAST_ONE for name in ("eps_decay_period", "eval_freq", "train_freq", "buffer_size", "batch_size",
+                                       "target_update_freq", "repeat_num", "frame_skip", "frame_size", "state_history",
+                                       "max_episode_timesteps", "max_timesteps", "eval_episodes", "num_envs",
+                                       "checkpoint_freq", "log_freq")},
+    **{name: Range(0, low_open=True) for name in ("lr", "adam_eps", "sqil_alpha", "pixel_scale")},
+    "BCQ_threshold": Range(0, 1, high_open=True, why=" (1 would forbid every action)"),
+    "seed": Range(0, 2 ** 32 - 1001, why=": NumPy's seeds, less the evaluation seeds seed + 100 + k"),
+}
+
+
+def check_ranges(values: dict) -> None:
+    """A one-line error naming the first numeric flag in ``values`` outside its `RANGES` entry; ``None``
+    (unset, or not this family's) passes."""
+    for name, valid in RANGES.items():
+        value = values.get(name)
+        if value is not None and not isinstance(value, bool) and value not in valid:
+            raise UserError(f"--{name} must {valid}, got {value}")
 
 
 # Per-env defaults that replace the profile's column (a flag given on the command line still wins).

@@ -50,12 +50,16 @@ class BCQ(ActorCriticAgent):
                       "vae": self.vae, "vae_optimizer": self.vae_optimizer}
 
     @torch.no_grad()
-    def act_batch(self, states: np.ndarray) -> np.ndarray:
+    def greedy_actions(self, states: torch.Tensor) -> torch.Tensor:
+        """For each state, ``repeat_num`` decoded and perturbed actions, the one with the highest Q1 kept."""
         n = len(states)
-        repeated = torch.repeat_interleave(as_tensor(states, self.device), self.repeat_num, 0)
+        repeated = torch.repeat_interleave(states, self.repeat_num, 0)
         actions = self.actor(repeated, self.vae.decode(repeated))
         best = self.critic.q1(repeated, actions).view(n, self.repeat_num).argmax(1)
-        return actions.view(n, self.repeat_num, -1)[torch.arange(n, device=self.device), best].cpu().numpy()
+        return actions.view(n, self.repeat_num, -1)[torch.arange(n, device=self.device), best]
+
+    def act_batch(self, states: np.ndarray) -> np.ndarray:
+        return self.greedy_actions(as_tensor(states, self.device)).cpu().numpy()
 
     def recommend(self, states: np.ndarray, k: int) -> np.ndarray:
         """The k items (indices, best first) most cosine-similar to the action chosen for each state."""

@@ -52,8 +52,11 @@ class DDPG(ActorCriticAgent):
                       "critic": self.critic, "critic_optimizer": self.critic_optimizer}
 
     @torch.no_grad()
+    def greedy_actions(self, states: torch.Tensor) -> torch.Tensor:
+        return self.actor(states)
+
     def act_batch(self, states: np.ndarray) -> np.ndarray:
-        return self.actor(as_tensor(states, self.device)).cpu().numpy()
+        return self.greedy_actions(as_tensor(states, self.device)).cpu().numpy()
 
     def noisy(self, states: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         noise = rng.normal(0.0, self.gaussian_std * self.max_action_np, (len(states), len(self.max_action_np)))

@@ -73,6 +73,10 @@ def test_every_stage_end_to_end(env, tmp_path):
         returns = np.load(tmp_path / "results" / f"{algo}_{setting}.npy")
         steps, freq = TINY[env][1], TINY[env][5]
         assert returns.shape == (steps // freq,) and np.isfinite(returns).all()
+    if env in ("CartPole-v1", "Pendulum-v1"):  # off-policy evaluation of the SQV policy, both families
+        log = ok("--fqe", "--sqv", *flags)
+        assert "[FQE_SQV] estimated initial-state value" in log
+        assert (tmp_path / "results" / f"FQE_SQV_{setting}.json").is_file()
     if env not in CONTINUOUS:  # SQIL: online, the buffer as demonstrations
         log = ok("--sqil", *flags)
         assert "[SQIL]" in log and "q_loss=" in log

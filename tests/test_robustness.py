@@ -104,6 +104,7 @@ def readonly_parent(out):
     (out / "a_file").write_text("not a folder")
 
 
+SEEDS = "lie in [0, 4294966295]: NumPy's seeds, less the evaluation seeds seed + 100 + k"
 BAD = [
     ("unknown env", None, ["--env", "Nope-v0"], "unknown env id 'Nope-v0'"),
     ("Box env, discrete flag", None, ["--env", "Pendulum-v1", "--BCQ_threshold", 0.3], "does not apply to Pendulum-v1"),
@@ -126,6 +127,14 @@ BAD = [
     ("zero eval_freq", None, ["--env", "CartPole-v1", "--eval_freq", 0], "--eval_freq must be positive"),
     ("threshold 1", None, ["--env", "CartPole-v1", "--BCQ_threshold", 1], "--BCQ_threshold must lie in [0, 1)"),
     ("threshold < 0", None, ["--env", "CartPole-v1", "--BCQ_threshold", -0.1], "--BCQ_threshold must lie in [0, 1)"),
+    *((f"{flag} {value}", None, ["--env", "CartPole-v1", f"--{flag}", value], f"--{flag} must {text}, got {value}")
+      for flag, value, text in (("max_timesteps", "nan", "be positive"), ("max_timesteps", "inf", "be positive"),
+                                ("eval_freq", "nan", "be positive"), ("eval_freq", "inf", "be positive"),
+                                ("target_update_freq", "nan", "be positive"), ("seed", -1, SEEDS),
+                                ("seed", 99999999999, SEEDS), ("lr", "-1.0", "be positive"),
+                                ("lr", "nan", "be positive"), ("adam_eps", "-1.0", "be positive"),
+                                ("discount", "2.0", "lie in [0, 1]"), ("discount", "nan", "lie in [0, 1]"),
+                                ("aug_noise", "-1.0", "be non-negative"))),
     ("batch > buffer", None, ["--env", "CartPole-v1", "--batch_size", 5000], "larger than the buffer (3000"),
     ("out_dir not writable", readonly_parent, ["--env", "CartPole-v1", "--out_dir", "{out}/a_file/sub"],
      "is a file, not a folder"),
