@@ -4,19 +4,21 @@
     python plot.py --results_dir runs1/results --out_dir figs
     python plot.py --last 3              # a run's final score: the mean of its last 3 evaluations
 
-Per env: `{env}.png` with BCQ, BCQ+aug (`--aug`, where run) and SQV learning curves (mean over seeds, shaded 95% percentile
-bootstrap band over seeds) and the behavioral and buffer-policy returns as horizontal lines.
-Across envs: `curves.png` with every env's curves in one figure (when there are several), `summary.png` with SQV's relative improvement over BCQ per env, (SQV − BCQ) / |BCQ|
-of the seed-mean final returns, and the human-normalized final scores of Atari games;
-`aggregate.png` and lines under the table with the IQM over games × seeds (stratified bootstrap
-95% CIs) of human-normalized Atari scores and of behavior-normalized scores of the other envs,
-(score − random) / (behavioral − random), for the envs with a random score in `common/scores.py`
-whose behavioral agent beats random play by more than 2 standard errors; and the probability of
-improvement P(X > Y) of SQV over BCQ, BCQ+aug over BCQ and SQV over BCQ+aug, averaged over envs. Where h-DQN
-runs exist (`hDQN_*_episodes.npy`): `{env}_episodes.png` with the extrinsic reward per training
-episode of h-DQN and of the flat DQN (`behavioral_*_episodes.npy`), moving averages over 1000. The table
-(`table.md`, also printed) gives, per env, mean ± std over seeds (n) of the behavioral, buffer, BCQ,
-BCQ+aug (when any env has it) and SQV returns, SQV's improvement over BCQ and BCQ+aug's.
+Every offline algorithm of `common/algorithms.py` that has results is drawn and tabulated (BCQ,
+BCQ+aug, SQV and the two-view arms). Per env: `{env}.png` with their learning curves (mean over
+seeds, shaded 95% percentile bootstrap band over seeds) and the behavioral and buffer-policy returns
+as horizontal lines. Across envs: `curves.png` with every env's curves in one figure (when there are
+several); `summary.png` with each arm's change against BCQ per env, (X − BCQ) / |BCQ| of the
+seed-mean final returns, and the human-normalized final scores of Atari games. The table
+(`table.md`, also printed) gives per env mean ± sample std over seeds (n) of the behavioral, buffer
+and every arm's returns, and each arm's change against BCQ. Under it, per group of envs (Atari games,
+human-normalized; the other envs with a random score in `common/scores.py` whose behavioral agent
+beats random play by more than 2 standard errors, behavior-normalized), all over the same envs: the
+IQM over envs × seeds with rliable's stratified-bootstrap 95% CIs, the paired differences X − Y on
+the same buffers with t-intervals, and rliable's probability of improvement; `aggregate.png` shows
+the IQMs and rliable's performance profiles. Where h-DQN runs exist (`hDQN_*_episodes.npy`):
+`{env}_episodes.png` with the extrinsic reward per training episode of h-DQN and of the flat DQN
+(`behavioral_*_episodes.npy`), moving averages over 1000.
 """
 from __future__ import annotations
 
@@ -41,13 +43,32 @@ PATTERN = re.compile(rf"^({'|'.join(sorted(CURVES, key=len, reverse=True))}|beha
 
 
 def collect(results_dir: str) -> dict[str, dict[str, dict[int, np.ndarray]]]:
-    """env → kind (BCQ, SQV, behavioral, buffer_returns) → seed → array of returns."""
+    """env → kind (BCQ, SQV, behavioral, buffer_returns) → seed → array of returns. Every results
+    file the report reads (these and the ``*_episodes.npy`` of h-DQN runs) must be a 1-D array of
+    numbers, non-empty where it holds evaluations; anything else is a one-line `UserError`."""
+    from common.errors import UserError
+
     found: dict = defaultdict(lambda: defaultdict(dict))
     for name in sorted(os.listdir(results_dir)):
-        match = PATTERN.match(name)
+        match, episodes = PATTERN.match(name), EPISODES.match(name)
+        if not (match or episodes):
+            continue
+        path = os.path.join(results_dir, name)
+        what = ("a 1-D array of episode returns" if episodes or match[1] == "buffer_returns"
+                else "a non-empty 1-D array of evaluation returns")
+        try:
+            values = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            raise UserError(f"results file {path} is not a readable .npy ({str(err).splitlines()[0][:80]}); expected "
+                            f"{what} as python main.py writes it: delete or regenerate the file") from None
+        if not isinstance(values, np.ndarray):  # an .npz archive
+            raise UserError(f"results file {path} is an .npz archive; expected {what} as python main.py writes "
+                            "it: delete or regenerate the file")
+        if values.ndim != 1 or values.dtype.kind not in "iuf" or (not values.size and what.startswith("a non")):
+            raise UserError(f"results file {path} holds {values.dtype} values of shape {values.shape}; expected {what} "
+                            "as python main.py writes it: delete or regenerate the file")
         if match:
-            kind, env, seed = match[1], match[2], int(match[3])
-            found[env][kind][seed] = np.atleast_1d(np.load(os.path.join(results_dir, name)))
+            found[match[2]][match[1]][int(match[3])] = values
     return found
 
 
@@ -213,7 +234,7 @@ def aggregate_text(title: str, group: dict) -> str:
     """The lines of one group of envs: IQMs, paired differences and probabilities of improvement."""
     iqms, pairs, poi = group["iqm"], group["paired"], group["poi"]
     games = next(iter(iqms.values()))[3] if iqms else next(iter(poi.values()))[3]
-    lines = [f"Over {games} envs: {title} (the same envs for every line below)."]
+    lines = [f"Over {games} env{'s' if games != 1 else ''}: {title} (the same envs for every line below)."]
     if iqms:
         lines += ["", "IQM of final scores over envs × seeds (rliable, 95% stratified bootstrap CI):"]
         lines += [f"- {LABELS[a]}: {v:.3f} [{lo:.3f}, {hi:.3f}] (the first {n} seeds of each env)"
@@ -463,9 +484,18 @@ def main() -> int:
         print(f"error: no results directory {args.results_dir}; run python main.py --pipeline first",
               file=__import__("sys").stderr)
         return 2
+    existing = os.path.abspath(args.out_dir)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        print(f"error: --out_dir {args.out_dir}: {existing} is a file, not a folder; choose another --out_dir",
+              file=__import__("sys").stderr)
+        return 2
+    from common.errors import UserError
+
     try:
         report = make_report(args.results_dir, args.out_dir, last=args.last)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, UserError) as err:
         print(f"error: {err}", file=__import__("sys").stderr)
         return 2
     print(report["markdown"])

@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 
 from common.algorithms import BY_NAME
+from common.errors import UserError
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
@@ -330,7 +331,7 @@ def main(argv=None) -> int:
         try:
             report = make_report(results, os.path.join(out_dir, "plots"), last=int(config.get("last_evals", 1)))
             print(f"[sweep] plots: {', '.join(report['figures'])}; table: {report['table']}")
-        except FileNotFoundError as err:
+        except (FileNotFoundError, UserError) as err:  # no results, or a damaged results file
             print(f"[sweep] no table: {err}")
     return 1 if progress.failed else 0
 

@@ -67,6 +67,22 @@ def _load(path: str, how_to_create: str, mmap_mode=None) -> np.ndarray:
     return _guarded(lambda: np.load(path, mmap_mode=mmap_mode), path, how_to_create)
 
 
+def _integers(path: str, how_to_create: str, shape: tuple, what: str) -> np.ndarray:
+    """An array of integers of exactly ``shape`` (``()``: a scalar), else a one-line error naming the file."""
+    array = _load(path, how_to_create)
+    if not isinstance(array, np.ndarray) or array.shape != shape or not np.issubdtype(array.dtype, np.integer):
+        found = f"{array.dtype} values of shape {array.shape}" if isinstance(array, np.ndarray) else "no array"
+        raise UserError(f"buffer file {path} holds {found}; expected {what}; regenerate it with: {how_to_create}")
+    return array
+
+
+def _check_actions(path: str, action: np.ndarray, how_to_create: str) -> None:
+    """Discrete actions are indices: a negative (or NaN) one means a damaged or foreign file."""
+    if len(action) and not action.min() >= 0:
+        raise UserError(f"buffer file {path} holds action {action.min():g}; discrete actions are indices "
+                        f"0, 1, ...: regenerate it with: {how_to_create}")
+
+
 class ReplayBuffer:
     """A circular buffer of whole transitions (vector states, MinAtar images, continuous actions).
 
@@ -131,6 +147,9 @@ class ReplayBuffer:
         n = arrays["reward"].shape[0]
         if n == 0:
             raise UserError(f"buffer {prefix} is empty; regenerate it with: {how_to_create}")
+        ptr = int(_integers(f"{prefix}_ptr.npy", how_to_create, (), "one integer (the write position)"))
+        if np.issubdtype(self.action.dtype, np.integer):
+            _check_actions(f"{prefix}_action.npy", arrays["action"], how_to_create)
         for name, store in (("state", self.state), ("action", self.action)):
             stored = arrays[name].shape[1:] if arrays[name].ndim > 1 else (1,)
             if int(np.prod(stored)) != int(np.prod(store.shape[1:])) or arrays[name].shape[0] != n:
@@ -147,7 +166,7 @@ class ReplayBuffer:
             else:
                 getattr(self, name)[:n] = array.reshape(shape)
         self.size = n
-        self.ptr = int(_load(f"{prefix}_ptr.npy", how_to_create)) % self.capacity
+        self.ptr = ptr % self.capacity
 
 
 def stack_mask(first: np.ndarray) -> np.ndarray:
@@ -307,14 +326,20 @@ class FrameStackBuffer:
         n = reward.shape[0]
         if n == 0:
             raise UserError(f"buffer {prefix} is empty; regenerate it with: {how_to_create}")
-        ptr, chunk = (int(v) for v in _load(f"{prefix}_replay_info.npy", how_to_create))
+        ptr, chunk = (int(v) for v in _integers(f"{prefix}_replay_info.npy", how_to_create, (2,),
+                                                 "two integers (the write position, the rows per frame chunk)"))
+        if chunk < 1:
+            raise UserError(f"buffer file {prefix}_replay_info.npy gives {chunk} rows per frame chunk; expected at "
+                            f"least 1; regenerate it with: {how_to_create}")
         state_shape = (self.history, *self.frames.shape[1:])
         # With mmap the frames tensor is replaced below; on the CPU torch.empty costs no memory until written.
         self.__init__(state_shape, n if mmap else max(n, capacity or 0), self.batch_size, self.device, self.rng,
                       "cpu" if mmap else self.frames.device)
         chunks = []
         self.reward[:n] = reward.reshape(n, 1)
-        self.action[:n] = _load(f"{prefix}_action.npy", how_to_create).reshape(n, 1)
+        action = _load(f"{prefix}_action.npy", how_to_create)
+        _check_actions(f"{prefix}_action.npy", action, how_to_create)
+        self.action[:n] = action.reshape(n, 1)
         self.not_done[:n] = _load(f"{prefix}_not_done.npy", how_to_create).reshape(n, 1)
         self.first_timestep[:n] = _load(f"{prefix}_first_timestep.npy", how_to_create).reshape(n)
         if os.path.exists(f"{prefix}_valid.npy"):  # only converted datasets have it

@@ -354,6 +354,12 @@ def fill(buffer, cfg, info) -> str:
     discrete = np.issubdtype(buffer.action.dtype, np.integer)
     if discrete and not (np.issubdtype(action.dtype, np.integer) or np.array_equal(action, np.round(action))):
         raise UserError(f"--dataset {cfg.dataset} has continuous actions, but {cfg.env} has discrete ones")
+    count = getattr(info.action_space, "n", None)
+    if discrete and count is not None and (action.min() < 0 or action.max() >= count):
+        source = f"D4RL file {location}" if kind == "d4rl" else f"Minari dataset {location}"
+        wrong = action.min() if action.min() < 0 else action.max()
+        raise UserError(f"{source}: 'actions' holds action {int(wrong)}, but {cfg.env} has {count} actions "
+                        f"(0 to {count - 1}): was it recorded on another env?")
     action = action.reshape(len(action), *want_action)
     buffer.__init__(want_state, len(state), buffer.batch_size, buffer.device, buffer.rng, buffer.state.dtype,
                     want_action, buffer.action.dtype)
@@ -382,17 +388,21 @@ def read_d4rl(path: str):
                                            "next_observations") if k in f}
     except OSError as err:
         raise UserError(f"D4RL file {path} cannot be read as HDF5 ({str(err).splitlines()[0][:80]})") from None
-    obs = data["observations"].astype(np.float32)
-    n = len(obs)
+    source = f"D4RL file {path}"
+    for key, value in data.items():
+        if np.ndim(value) == 0:
+            raise UserError(f"{source}: '{key}' is a scalar; expected one row per transition")
+    n = len(data["observations"])
     for key, value in data.items():
         if len(value) != n:
-            raise UserError(f"D4RL file {path}: '{key}' has {len(value)} rows but 'observations' has {n}")
-    actions = data["actions"].astype(np.float32).reshape(n, -1)
-    rewards = data["rewards"].astype(np.float32).reshape(n)
+            raise UserError(f"{source}: '{key}' has {len(value)} rows but 'observations' has {n}")
+    obs = as_float32(source, "observations", data["observations"])
+    actions = as_float32(source, "actions", data["actions"]).reshape(n, -1)
+    rewards = as_float32(source, "rewards", data["rewards"]).reshape(n)
     terminal = data["terminals"].astype(bool).reshape(n)
     timeout = data.get("timeouts", np.zeros(n, bool)).astype(bool).reshape(n) & ~terminal
     if "next_observations" in data:
-        next_obs = data["next_observations"].astype(np.float32)
+        next_obs = as_float32(source, "next_observations", data["next_observations"])
         keep = np.arange(n)
     else:
         following = np.concatenate([obs[1:], obs[-1:]])
@@ -400,6 +410,20 @@ def read_d4rl(path: str):
         keep = np.flatnonzero(terminal | has_next)
         next_obs = np.where(terminal[:, None], obs, following)  # a terminal's s' is never used (not_done 0)
     return obs[keep], actions[keep], next_obs[keep], rewards[keep], 1.0 - terminal[keep].astype(np.float32)
+
+
+def as_float32(source: str, key: str, values: np.ndarray) -> np.ndarray:
+    """A dataset's column as float32, refused (naming the file, the key and the first bad row) when
+    it is not numbers or holds NaN, inf or a value beyond float32's range."""
+    if values.dtype.kind not in "biuf":
+        raise UserError(f"{source}: '{key}' holds {values.dtype} values; expected numbers")
+    with np.errstate(over="ignore"):
+        values = values.astype(np.float32)
+    bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+    if bad.any():
+        raise UserError(f"{source}: '{key}' holds NaN or inf (or values beyond float32's range) at row "
+                        f"{int(np.argmax(bad))} ({int(bad.sum())} rows in all); repair or drop those rows")
+    return values
 
 
 def read_minari(dataset_id: str):
@@ -425,8 +449,10 @@ def read_minari(dataset_id: str):
     if not columns[0]:
         raise UserError(f"Minari dataset {dataset_id} holds no episodes")
     state, action, next_state, reward, not_done = (np.concatenate(c) for c in columns)
-    return (state.astype(np.float32), action, next_state.astype(np.float32), reward.astype(np.float32),
-            not_done.astype(np.float32))
+    source = f"Minari dataset {dataset_id}"
+    state, next_state = as_float32(source, "observations", state), as_float32(source, "observations", next_state)
+    as_float32(source, "actions", action)  # checked; kept in its own dtype (discrete actions stay integers)
+    return state, action, next_state, as_float32(source, "rewards", reward), not_done.astype(np.float32)
 
 
 def export_minari(buffer, dataset_id: str, env_id: str) -> int:

@@ -93,6 +93,11 @@ def verify(prefix: str, cfg, info, how_to_create: str) -> None:
         files = record["files"]
     except (ValueError, KeyError, TypeError):
         raise UserError(f"buffer manifest {manifest_path(prefix)} is corrupted; {regenerate}") from None
+    if not isinstance(record, dict) or not isinstance(files, dict) or not all(
+            isinstance(name, str) and name == os.path.basename(name) and isinstance(digest, str)
+            for name, digest in files.items()):
+        raise UserError(f"buffer manifest {manifest_path(prefix)} is corrupted ('files' must map each file name "
+                        f"to its SHA-256); {regenerate}")
     if record.get("format_version") != FORMAT_VERSION:
         raise UserError(f"buffer {prefix} has format version {record.get('format_version')}; this code reads "
                         f"version {FORMAT_VERSION}; {regenerate}")
@@ -106,5 +111,34 @@ def verify(prefix: str, cfg, info, how_to_create: str) -> None:
         path = os.path.join(directory, name)
         if not os.path.exists(path):
             raise UserError(f"buffer file {path} is missing; {regenerate}")
-        if sha256(path) != digest:
+        if not os.path.isfile(path) or sha256(path) != digest:
             raise UserError(f"buffer file {path} is corrupted (its SHA-256 does not match the manifest); {regenerate}")
+    unlisted = [path for path in loaded_files(prefix, info) if os.path.basename(path) not in files]
+    if unlisted:
+        raise UserError(f"buffer manifest {manifest_path(prefix)} is corrupted (it lists no checksum for "
+                        f"{os.path.basename(unlisted[0])}); {regenerate}")
+
+
+def loaded_files(prefix: str, info) -> list[str]:
+    """The files that loading the buffer at ``prefix`` reads (`common.buffers`), each of which its
+    manifest must list: the whole-transition files, or for Atari the frame-stack files and the frame
+    chunks covering the stored rows (their ends follow from the rows of ``_reward.npy`` and the chunk
+    size in ``_replay_info.npy``, which come first in the list: the caller trusts the chunks only
+    when those two are listed, and so checked)."""
+    from common.envs import ATARI
+
+    if info.kind != ATARI:
+        return [f"{prefix}_{name}.npy" for name in ("state", "action", "next_state", "reward", "not_done", "ptr")]
+    names = ["action", "reward", "not_done", "first_timestep", "replay_info"]
+    paths = [f"{prefix}_{name}.npy" for name in names + (["valid"] if os.path.exists(f"{prefix}_valid.npy") else [])]
+    try:
+        rows = np.load(f"{prefix}_reward.npy", mmap_mode="r").shape[0]
+        chunk = int(np.load(f"{prefix}_replay_info.npy")[1])
+    except (ValueError, OSError, EOFError, IndexError, TypeError):
+        return paths  # unlisted (refused above) or missing: loading names the file
+    start = 0
+    while chunk > 0 and start < rows:
+        end = min(start + chunk, rows + 1)
+        paths.append(f"{prefix}_state_{end}.npy")
+        start = end
+    return paths

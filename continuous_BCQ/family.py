@@ -60,12 +60,22 @@ def item_embeddings(info: EnvInfo, cfg) -> np.ndarray | None:
             items = np.load(source)
         except (ValueError, OSError, EOFError) as err:
             raise UserError(f"--item_embeddings {source}: not a readable .npy ({str(err).splitlines()[0][:80]})") from None
+        if not isinstance(items, np.ndarray):  # an .npz archive
+            raise UserError(f"--item_embeddings {source}: an .npz archive; give one (items, dim) array saved with np.save")
     action_dim = info.action_space.shape[0]
     if items.ndim != 2 or items.shape[1] != action_dim or not np.issubdtype(items.dtype, np.floating):
         raise UserError(f"--item_embeddings {source}: expected a float array of shape (items, {action_dim}) "
                         f"(the action size of {cfg.env}), got {items.dtype} {items.shape}")
-    if not np.isfinite(items).all() or (np.linalg.norm(items, axis=1) == 0).any():
-        raise UserError(f"--item_embeddings {source}: every embedding must be finite and non-zero")
+    k = getattr(info.env.unwrapped, "k", None)  # a recommender's list length
+    least = max(1, int(k or 1))
+    if len(items) < least:
+        why = f" ({cfg.env} recommends {k} at a time)" if k else ""
+        raise UserError(f"--item_embeddings {source} holds {len(items)} items; give at least {least}{why}")
+    with np.errstate(over="ignore", invalid="ignore"):  # as training uses them: float32, then normalized
+        norms = np.linalg.norm(items.astype(np.float32), axis=1)
+    if not np.isfinite(items).all() or not (np.isfinite(norms) & (norms > 0)).all():
+        raise UserError(f"--item_embeddings {source}: every embedding must be finite and non-zero, with a norm "
+                        f"finite and non-zero in float32 (rescale them, e.g. to unit length)")
     return items
 
 

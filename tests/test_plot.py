@@ -40,7 +40,7 @@ def test_report_files_and_table_numbers(tmp_path):
     table = (tmp_path / "plots" / "table.md").read_text()
     assert "| env | behavioral | buffer | BCQ | SQV | SQV vs BCQ |" in table
     assert "| CartPole-v1 | 466.7 ± 57.7 (3) | 35.0 ± 20.0 (3) | 200.0 ± 100.0 (3) | 250.0 ± 100.0 (3) | +25.0% |" in table
-    assert "Over 1 envs: Atari games" in table  # Pong is an Atari game with published scores
+    assert "Over 1 env: Atari games" in table  # Pong is an Atari game with published scores
 
 
 def test_scores_by_hand():
@@ -78,7 +78,7 @@ def test_iqm_uses_games_both_algorithms_have_and_empty_buffers_are_skipped(tmp_p
     write_results(results, "PongNoFrameskip-v4", [0, 1], [-10, 0], [-5, 5], [20, 20], [[1], []])  # seed 1: no episode
     np.save(results / "BCQ_BreakoutNoFrameskip-v4_0.npy", np.array([5.0]))  # BCQ only: left out of the IQM
     report = make_report(str(results), str(tmp_path / "plots"))
-    assert "Over 1 envs" in report["markdown"] and "(the first 2 seeds of each env)" in report["markdown"]
+    assert "Over 1 env:" in report["markdown"] and "(the first 2 seeds of each env)" in report["markdown"]
     pong = {r["env"]: r for r in report["rows"]}["PongNoFrameskip-v4"]
     assert pong["buffer"][::2] == (1.0, 1) and np.isnan(pong["buffer"][1])  # one seed: no sample std
     assert "nan" not in report["markdown"]
