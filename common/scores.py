@@ -114,10 +114,18 @@ def interval_estimates(scores, statistic, seed: int = 0, reps: int = 2000, level
     from rliable import library as rly
 
     data = [np.asarray(m, dtype=float) for m in scores] if isinstance(scores, tuple) else np.asarray(scores, dtype=float)
-    with warnings.catch_warnings():  # arch deprecates the RandomState that rliable 1.2 hands it (the draws are the same)
-        warnings.simplefilter("ignore", FutureWarning)
-        point, interval = rly.get_interval_estimates({"x": data}, lambda *m: np.atleast_1d(statistic(*m)), reps=reps,
-                                                     confidence_interval_size=level, random_state=np.random.RandomState(seed))
+    # rliable 1.2's stratified bootstrap draws its indices from NumPy's global generator (whatever
+    # random_state says), so seed that for repeatable CIs and give the caller's state back afterwards.
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        with warnings.catch_warnings():  # arch deprecates the RandomState rliable hands it
+            warnings.simplefilter("ignore", FutureWarning)
+            point, interval = rly.get_interval_estimates({"x": data}, lambda *m: np.atleast_1d(statistic(*m)),
+                                                         reps=reps, confidence_interval_size=level,
+                                                         random_state=np.random.RandomState(seed))
+    finally:
+        np.random.set_state(state)
     return np.atleast_1d(point["x"]).astype(float), interval["x"][0].astype(float), interval["x"][1].astype(float)
 
 

@@ -1,4 +1,6 @@
 """Plots and the comparison table on synthetic results directories; the aggregate statistics."""
+import os
+
 import numpy as np
 import pytest
 
@@ -7,6 +9,8 @@ from common.scores import (RANDOM_SCORES, beats, behavior_normalized, bootstrap_
                            interval_estimate, iqm, paired_difference, probability_of_improvement, random_score,
                            relative_improvement)
 from plot import make_report
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def write_results(directory, env, seeds, bcq, sqv, behavioral, buffer):
@@ -63,6 +67,16 @@ def test_scores_by_hand():
     value, low, high = interval_estimate(spread, iqm, seed=1, reps=500)
     assert value == iqm(spread) and 0.0 <= low <= value <= high <= 12.0
     assert interval_estimate(spread, iqm, seed=1, reps=500) == (value, low, high)  # seeded
+    np.random.seed(7)
+    before = np.random.get_state()[1].copy()
+    interval_estimate(spread, iqm, seed=2, reps=50)
+    assert (np.random.get_state()[1] == before).all()  # NumPy's global generator is left as it was
+    import subprocess
+    import sys
+    code = ("import numpy as np; from common.scores import interval_estimate, iqm; "
+            "print(repr(interval_estimate(np.array([[0.0, 10.0], [1.0, 11.0], [2.0, 12.0]]), iqm, seed=1, reps=500)))")
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert other.stdout.strip() == repr((value, low, high))  # the same CI in another process
 
 
 def test_paired_difference_is_the_t_interval_by_hand():
