@@ -13,6 +13,8 @@ class FQE(DQN):
     optimizer, target updates) with the target's max replaced by π's action,
     y = r + m·γ·Q_targ(s', π(s')). ``policy`` maps a batch of states to actions (B,) on the device."""
 
+    logs_epsilon = False  # FQE does not act
+
     def __init__(self, kind, state_shape, num_actions, cfg, device, policy: Callable[[torch.Tensor], torch.Tensor]):
         super().__init__(kind, state_shape, num_actions, cfg, device)
         self.policy = policy
