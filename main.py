@@ -242,9 +242,8 @@ def offline_algorithm(cfg):
     """The offline algorithm that --sqv, --aug, --views and --targets select (none of them: BCQ)."""
     from common import algorithms
 
-    if not (cfg.sqv or cfg.aug or cfg.views or cfg.targets):
-        return algorithms.BY_NAME["bcq"]
-    return algorithms.offline_algorithm(cfg.views, cfg.targets or ("mean" if cfg.aug else "swap"))
+    two_views = cfg.sqv or cfg.aug or cfg.views
+    return algorithms.offline_algorithm(cfg.views, cfg.targets or ("mean" if cfg.aug else "swap" if two_views else None))
 
 
 def banner(stage: str, cfg) -> None:

@@ -31,9 +31,3 @@ class SQV(BCQ):
         q1, q2 = self.critic(state, batch.action.repeat(2, 1))
         # per-view means summed over the two equal views = 2 × the mean over both
         return 2 * (F.mse_loss(q1, y) + F.mse_loss(q2, y))
-
-
-class BCQAug(SQV):
-    """``--aug``: the critics learn from the two views without the swap, both regressing on (y₁ + y₂) / 2."""
-
-    targets = "mean"

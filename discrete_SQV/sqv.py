@@ -27,10 +27,3 @@ class SQV(BCQ):
     def loss(self, batch: Batch):
         state, y = two_views(batch, self.augment, self.target, self.views, self.targets)
         return self.bcq_loss(state, batch.action.repeat(2, 1), y, views=2)
-
-
-class BCQAug(SQV):
-    """``--aug``: SQV without the swap, the control that separates augmentation from swapping.
-    Both views regress on the average of their two targets, (y₁ + y₂) / 2 (DrQ, Kostrikov et al. 2020)."""
-
-    targets = "mean"

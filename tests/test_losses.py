@@ -10,7 +10,7 @@ from common.buffers import Batch
 from discrete_SQV.bcq import BCQ, allowed_actions, masked_argmax
 from discrete_SQV.dqn import DQN
 from common.params import defaults
-from discrete_SQV.sqv import SQV, BCQAug
+from discrete_SQV.sqv import SQV
 
 
 def config(**overrides):
@@ -143,7 +143,7 @@ def test_sqv_loss_equals_swapped_formula_by_hand():
     assert abs(by_hand("own") - by_hand("swap")) > 1e-3  # the swap matters on this batch
     # --aug: small targets keep the Huber loss quadratic, where averaging differs from each view's own target
     small = [[v / 20 for v in row] for row in target_rows]
-    aug = BCQAug("vector", (1,), 3, config(discount=gamma), "cpu")
+    aug = SQV("vector", (1,), 3, config(discount=gamma), "cpu", targets="mean")  # --aug
     aug.Q, aug.Q_target, aug.augment = agent.Q, Table(small, logit_rows), agent.augment
     values = {t: by_hand(t, small) for t in ("swap", "average", "own")}
     assert aug.loss(batch)[0].item() == pytest.approx(values["average"], rel=1e-6)
