@@ -15,13 +15,11 @@ from typing import Any
 import ale_py
 import cv2
 import gymnasium as gym
-import minatar.gym
 import numpy as np
 
 from common.errors import UserError
 
 gym.register_envs(ale_py)
-minatar.gym.register_envs()
 if "DiscreteStochasticDecisionProcess-v0" not in gym.registry:
     gym.register("DiscreteStochasticDecisionProcess-v0", "common.sdp_env:DiscreteStochasticDecisionProcess",
                  max_episode_steps=100)
@@ -42,8 +40,18 @@ def _newer_version(env_id: str) -> str | None:
     return newer[-1] if newer else None
 
 
+def _register(env_id: str) -> None:
+    """Register MinAtar's ids on first use: importing minatar costs about a second (it imports seaborn),
+    which every run of another env would pay."""
+    if env_id.startswith("MinAtar/") and env_id not in gym.registry:
+        import minatar.gym
+
+        minatar.gym.register_envs()
+
+
 def env_kind(env_id: str) -> str:
     """The kind of a registered env id without creating it (atari, image or vector)."""
+    _register(env_id)
     try:
         spec = gym.spec(env_id)
     except gym.error.Error as err:
@@ -61,6 +69,7 @@ def env_kind(env_id: str) -> str:
 
 def _make(env_id: str, **kwargs):
     """``gym.make`` with one-line errors (old MuJoCo ids, missing physics engine)."""
+    _register(env_id)
     try:
         return gym.make(env_id, **kwargs)
     except (gym.error.Error, ImportError) as err:
