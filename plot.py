@@ -376,8 +376,8 @@ def performance_profiles(found, normalizer, seed: int = 0, last: int = 1, points
         return np.array([]), {}
     every = np.concatenate([m.ravel() for m in matrices.values()])
     taus = np.linspace(min(every.min(), 0.0), every.max(), points)
-    return taus, {algo: interval_estimates(m, lambda x: np.array([np.mean(x > t) for t in taus]), seed)
-                  for algo, m in matrices.items()}
+    return taus, {algo: interval_estimates(m, lambda x: np.array([np.mean(x > t) for t in taus]), seed, reps=500)
+                  for algo, m in matrices.items()}  # bands of a figure: 500 bootstrap samples
 
 
 EPISODES = re.compile(r"^(hDQN|behavioral)_(.+)_(-?\d+)_episodes\.npy$")
