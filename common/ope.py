@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from common.guards import stop_on_signals
 from common.io import atomic_save_json
 from common.logs import RunLog
 from common.runtime import evaluate, get_device, set_seed
@@ -48,7 +49,7 @@ def fitted_q_evaluation(cfg, family, prefix: str) -> dict[str, Any]:
     save_config(cfg, stage)
     start = time.time()
     try:
-        with progress(cfg.max_timesteps, f"{stage} {cfg.env}") as bar:
+        with stop_on_signals() as run.stop, progress(cfg.max_timesteps, f"{stage} {cfg.env}") as bar:
             bar.update(fqe.iterations)
             while fqe.iterations < cfg.max_timesteps:
                 train_step(fqe, buffer, log, run)
