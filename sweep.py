@@ -74,9 +74,9 @@ def as_flags(values: dict | None) -> list[str]:
     return flags
 
 
-def expand(config: dict, seeds: list[int] | None = None) -> list[Run]:
-    """Every run of the grid (of ``seeds`` only, where given), each after the runs it needs (behavioral →
-    buffer → offline), seed by seed: a sweep stopped partway has whole seeds of every env."""
+def expand(config: dict, seeds: list[int] | None = None, algos: list[str] | None = None) -> list[Run]:
+    """Every run of the grid (of ``seeds`` and ``algos`` only, where given), each after the runs it needs
+    (behavioral → buffer → offline), seed by seed: a sweep stopped partway has whole seeds of every env."""
     runs = []
     stages = config.get("stages", {})
     for seed in config["seeds"] if seeds is None else [s for s in config["seeds"] if s in seeds]:
@@ -89,7 +89,7 @@ def expand(config: dict, seeds: list[int] | None = None) -> list[Run]:
                             ["--train_behavioral", *common, *as_flags(stages.get("behavioral")), "--resume"]))
             runs.append(Run(buffer, "buffer", ["--generate_buffer", *common, *as_flags(stages.get("buffer"))],
                             [behavioral]))
-            for algo in config["algos"]:
+            for algo in config["algos"] if algos is None else [a for a in config["algos"] if a in algos]:
                 stage = BY_NAME[algo].stage
                 runs.append(Run(f"{algo}__{tag}", stage,
                                 [*BY_NAME[algo].flags, *common, *as_flags(stages.get(stage)), "--resume"], [buffer]))
@@ -288,6 +288,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=str, default=None,
                         help="run only these of the config's seeds, e.g. 0,2,4 (two sweeps of one config can "
                              "share the grid: their runs are disjoint)")
+    parser.add_argument("--algos", type=str, default=None,
+                        help="run only these of the config's algorithms, e.g. sqv-clean,clean-own (the primary "
+                             "arms of every seed first; a later sweep without it adds the rest on the same buffers)")
     args = parser.parse_args(argv)
     config = load_config(args.config)
     try:
@@ -296,7 +299,10 @@ def main(argv=None) -> int:
         parser.error(f"--seeds {args.seeds}: give integers separated by commas, e.g. 0,2,4")
     if seeds is not None and not set(seeds) <= set(config["seeds"]):
         parser.error(f"--seeds {args.seeds}: the config's seeds are {config['seeds']}")
-    runs = expand(config, seeds)
+    algos = None if args.algos is None else args.algos.split(",")
+    if algos is not None and not set(algos) <= set(config["algos"]):
+        parser.error(f"--algos {args.algos}: the config's algorithms are {','.join(config['algos'])}")
+    runs = expand(config, seeds, algos)
     out_dir = config["out_dir"]
     if args.dry_run:
         done_already, _ = finished_runs(runs, out_dir)

@@ -57,6 +57,17 @@ def test_grid_expands_with_one_buffer_per_env_and_seed_before_its_algorithms(tmp
     buffer = next(r for r in runs if r.name == "buffer__CartPole-v1__1")
     assert buffer.needs == ["behavioral__CartPole-v1__1"] and "--generate_buffer" in buffer.argv
     assert sum(r.stage == "buffer" for r in runs) == 4  # shared by both algorithms
+    subset = sweep.expand(sweep.load_config(write_config(tmp_path)), seeds=[1], algos=["sqv"])
+    assert [r.name for r in subset] == [f"{stage}__{env}__1" for env in ("CartPole-v1",
+                                        "DiscreteStochasticDecisionProcess-v0") for stage in ("behavioral", "buffer", "sqv")]
+    assert [r.argv for r in subset if r.name == "sqv__CartPole-v1__1"] == [sqv.argv]  # same run, same marker
+
+
+def test_seeds_and_algos_outside_the_config_are_one_line_errors(tmp_path, capsys):
+    for flag in (["--seeds", "7"], ["--algos", "sqv,cql"], ["--seeds", "x"]):
+        with pytest.raises(SystemExit) as exit_:
+            sweep.main([write_config(tmp_path), "--dry_run", *flag])
+        assert exit_.value.code == 2 and flag[1] in capsys.readouterr().err
 
 
 def test_bad_configs_are_one_line_errors(tmp_path):
