@@ -261,17 +261,19 @@ def run_pipeline(args) -> None:
     profile = profile_of(env_kind(env), not hasattr(action_space_of(env), "n"))
     plan = PIPELINE[profile]
     behavioral_steps, buffer_steps, offline_steps = plan["budgets"]
-    runs = [("behavioral", behavioral_steps, lambda c, f: stages.train_behavioral(c, f)),
-            ("buffer", buffer_steps, lambda c, f: stages.generate_buffer(c, f)),
-            ("BCQ", offline_steps, lambda c, f: stages.train_offline(c, f, "BCQ")),
-            ("SQV", offline_steps, lambda c, f: stages.train_offline(c, f, "SQV"))]
+    runs = [("behavioral", behavioral_steps, [], lambda c, f: stages.train_behavioral(c, f)),
+            ("buffer", buffer_steps, ["behavioral"], lambda c, f: stages.generate_buffer(c, f)),
+            ("BCQ", offline_steps, ["buffer"], lambda c, f: stages.train_offline(c, f, "BCQ")),
+            ("SQV", offline_steps, ["buffer"], lambda c, f: stages.train_offline(c, f, "SQV"))]
     if args.with_sqil:
-        runs.append(("SQIL", plan.get("sqil", offline_steps), lambda c, f: stages.train_sqil(c, f)))
+        runs.append(("SQIL", plan.get("sqil", offline_steps), ["buffer"], lambda c, f: stages.train_sqil(c, f)))
     summaries = {}
-    for label, steps, stage in runs:
+    for label, steps, reads, stage in runs:
         cfg, family = resolve(args, env, steps, plan["flags"])
         banner(f"{label} ({family.BEHAVIORAL if label == 'behavioral' else 'pipeline'})", cfg)
-        summaries[label] = stage(cfg, family)
+        named = {"buffer": f"buffer_{cfg.buffer_name}"}
+        with stage_locks(cfg, named.get(label, label), [named.get(name, name) for name in reads]):
+            summaries[label] = stage(cfg, family)
     print()
     print(f"Pipeline on {cfg.env}, seed {cfg.seed} (mean raw return over {cfg.eval_episodes} eval episodes)")
     print(f"{'':<22}{'return':>10}{'minutes':>10}")
@@ -292,6 +294,55 @@ def run_pipeline(args) -> None:
     print(f"plots: {', '.join(report['figures'])}; table: {report['table']}")
 
 
+def stage_locks(cfg, writes: str | None, reads: list[str]):
+    """One run per setting and stage: the lock of the files this run writes, exclusive, and of those
+    it reads, shared (runs that read one buffer go side by side; none writes it meanwhile)."""
+    from contextlib import ExitStack
+
+    from common.io import run_lock
+
+    locks = ExitStack()
+    with locks:
+        for name, shared in [(writes, False)] * bool(writes) + [(name, True) for name in reads]:
+            locks.enter_context(run_lock(cfg.out_dir, f"{name}_{cfg.setting}", f"the {name} files of {cfg.setting}",
+                                         shared))
+        return locks.pop_all()
+
+
+def stage_of(cfg, family):
+    """What this command runs: (banner title, the files it writes, the files it reads, the work), the
+    files named as their lock is (``behavioral``, ``buffer_Default``, ``BCQ``, ``FQE_SQV``, ...)."""
+    from common import stages
+
+    buffer = f"buffer_{cfg.buffer_name}"
+    if cfg.train_behavioral:
+        return f"train behavioral {family.BEHAVIORAL}", "behavioral", [], lambda: stages.train_behavioral(cfg, family)
+    if cfg.generate_buffer:
+        return "generate buffer", buffer, ["behavioral"], lambda: stages.generate_buffer(cfg, family)
+    if cfg.sqil:
+        return "train SQIL", "SQIL", [buffer], lambda: stages.train_sqil(cfg, family)
+    if cfg.export_minari:
+        return "export a Minari dataset", None, [buffer], lambda: stages.export_minari(cfg, family)
+    if cfg.export_policy is not None:
+        from common.export import export_trained_policy
+
+        prefix = cfg.export_policy or offline_algorithm(cfg).prefix
+        return (f"export the {prefix} policy", f"export_{prefix}", [prefix],
+                lambda: export_trained_policy(cfg, family, prefix))
+    if cfg.fqe:
+        from common.ope import fitted_q_evaluation
+
+        prefix = cfg.fqe_policy or offline_algorithm(cfg).prefix
+        return (f"Fitted Q Evaluation of {prefix}", f"FQE_{prefix}", [prefix, buffer],
+                lambda: fitted_q_evaluation(cfg, family, prefix))
+    if cfg.hdqn:
+        from discrete_SQV.hdqn import train_hdqn
+
+        return "train h-DQN", "hDQN", [], lambda: train_hdqn(cfg)
+    algo = offline_algorithm(cfg)
+    return f"train {algo.label}", algo.prefix, [buffer], lambda: stages.train_offline(cfg, family, algo.prefix)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from common.errors import UserError
@@ -306,45 +357,25 @@ def main(argv=None) -> int:
         from common import stages
 
         cfg, family = resolve(args, args.env or REFERENCE_ENV)
-        if cfg.train_behavioral:
-            banner(f"train behavioral {family.BEHAVIORAL}", cfg)
-            stages.train_behavioral(cfg, family)
-        elif cfg.generate_buffer:
-            banner("generate buffer", cfg)
-            stages.generate_buffer(cfg, family)
-        elif cfg.sqil:
-            banner("train SQIL", cfg)
-            stages.train_sqil(cfg, family)
-        elif cfg.export_minari:
-            banner("export a Minari dataset", cfg)
-            stages.export_minari(cfg, family)
-        elif cfg.export_policy is not None:
-            from common.export import export_trained_policy
-
-            prefix = cfg.export_policy or offline_algorithm(cfg).prefix
-            banner(f"export the {prefix} policy", cfg)
-            export_trained_policy(cfg, family, prefix)
-        elif cfg.fqe:
-            from common.ope import fitted_q_evaluation
-
-            prefix = cfg.fqe_policy or offline_algorithm(cfg).prefix
-            banner(f"Fitted Q Evaluation of {prefix}", cfg)
-            fitted_q_evaluation(cfg, family, prefix)
-        elif cfg.hdqn:
-            from discrete_SQV.hdqn import train_hdqn
-
-            banner("train h-DQN", cfg)
-            train_hdqn(cfg)
-        else:
-            algo = offline_algorithm(cfg)
-            banner(f"train {algo.label}", cfg)
-            stages.train_offline(cfg, family, algo.prefix)
+        title, writes, reads, work = stage_of(cfg, family)
+        banner(title, cfg)
+        with stage_locks(cfg, writes, reads):
+            work()
     except Interrupted as err:
         print(f"\n{err}", file=sys.stderr)
         return err.exit_code
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return getattr(err, "exit_code", 2)
+    except OSError as err:
+        import errno
+
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        print(f"error: the disk is full ({os.strerror(err.errno)}{f': {err.filename}' if err.filename else ''}); "
+              "nothing was left half-written (every file is written under a temporary name first): free some space, "
+              "then run the same command again (plus --resume where the run saved a checkpoint)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -41,26 +41,38 @@ class Run:
     needs: list[str] = field(default_factory=list)
 
 
+class ConfigError(SystemExit):
+    """A bad sweep config: its one line goes to stderr and the sweep exits with code 2."""
+
+    def __init__(self, message: str):
+        print(message, file=sys.stderr)
+        super().__init__(2)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def load_config(path: str) -> dict:
     try:
         import yaml
     except ImportError:
-        raise SystemExit("error: sweep configs are YAML and PyYAML is not installed: pip install -e '.[sweep]'") from None
+        raise ConfigError("error: sweep configs are YAML and PyYAML is not installed: pip install -e '.[sweep]'") from None
 
     try:
         with open(path) as f:
             config = yaml.safe_load(f)
     except OSError as err:
-        raise SystemExit(f"error: cannot read sweep config {path} ({err.strerror})")
+        raise ConfigError(f"error: cannot read sweep config {path} ({err.strerror})")
     except yaml.YAMLError as err:
-        raise SystemExit(f"error: sweep config {path} is not valid YAML ({str(err).splitlines()[0]})")
+        raise ConfigError(f"error: sweep config {path} is not valid YAML ({str(err).splitlines()[0]})")
     missing = [k for k in ("out_dir", "envs", "seeds", "algos") if k not in (config or {})]
     if missing:
-        raise SystemExit(f"error: sweep config {path} lacks '{missing[0]}' (see sweep.py --help)")
+        raise ConfigError(f"error: sweep config {path} lacks '{missing[0]}' (see sweep.py --help)")
     config["out_dir"] = os.path.abspath(config["out_dir"])  # one place for runs, markers and results
     unknown = [a for a in config["algos"] if a not in BY_NAME]
     if unknown:
-        raise SystemExit(f"error: sweep config {path}: unknown algorithm '{unknown[0]}'; use {', '.join(BY_NAME)}")
+        raise ConfigError(f"error: sweep config {path}: unknown algorithm '{unknown[0]}'; use {', '.join(BY_NAME)}")
     return config
 
 
@@ -226,7 +238,7 @@ def run_ray(runs: list[Run], done_already: set[str], out_dir: str, progress: Pro
         import torch
 
         if torch.cuda.device_count() < gpus:
-            raise SystemExit(f"error: the config asks for {gpus:g} GPU per run but this machine has "
+            raise ConfigError(f"error: the config asks for {gpus:g} GPU per run but this machine has "
                              f"{torch.cuda.device_count()}; set resources.num_gpus: 0 or use --ray_address")
     runtime_env = {"env_vars": {"PYTHONPATH": ROOT}}  # workers import this module
     if args.ray_address:

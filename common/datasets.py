@@ -485,12 +485,24 @@ def export_minari(buffer, dataset_id: str, env_id: str) -> int:
         start = end + 1
     import warnings
 
+    import shutil
+
+    from minari.storage import get_dataset_path
+
+    # minari makes the dataset's folder before it checks the id: a failed export removes what it made
+    top = os.path.join(get_dataset_path(), dataset_id.split("/")[0])
+    existed = os.path.exists(top)
     with warnings.catch_warnings():  # minari asks for author, e-mail and code links: none to give here
         warnings.simplefilter("ignore", UserWarning)
         try:
             minari.create_dataset_from_buffers(dataset_id, episodes, env=env_id,
                                                algorithm_name="BCQ/SQV buffer generation",
                                                description=f"exported from this project's buffer of {env_id}")
-        except ValueError as err:  # an existing or malformed id
-            raise UserError(f"--export_minari {dataset_id}: {str(err).splitlines()[0][:160]}") from None
+        except BaseException as err:
+            if not existed:
+                shutil.rmtree(top, ignore_errors=True)
+            if isinstance(err, (ValueError, TypeError)):  # an existing or malformed id
+                raise UserError(f"--export_minari {dataset_id}: {str(err).splitlines()[0][:160]} (a Minari id is "
+                                "[namespace/]name-vN and must not exist yet)") from None
+            raise
     return len(episodes)

@@ -5,6 +5,7 @@ import signal
 from contextlib import contextmanager
 from typing import Iterator
 
+import numpy as np
 import torch
 
 from common.errors import UserError
@@ -51,13 +52,25 @@ def stop_on_signals() -> Iterator[StopFlag]:
             signal.signal(s, h)
 
 
+def value_bound(data, discount: float) -> float | None:
+    """Ten times the largest return the training data's rewards allow, max|r| / (1 − γ) (|r| taken as
+    at least 1): a mean Q beyond it has diverged even while it is finite. None when γ = 1."""
+    if discount >= 1:
+        return None
+    rewards, size = getattr(data, "reward", None), getattr(data, "size", 0)
+    scale = float(np.abs(rewards[:size]).max()) if rewards is not None and size else 1.0
+    return 10 * max(scale, 1.0) / (1 - discount)
+
+
 class FiniteGuard:
     """Watches every loss term of every update without a host/device round trip per update.
 
     ``update`` records, on the device, the first iteration at which any term was non-finite and
     which terms were. ``check`` (called at evaluations, log lines and before each checkpoint, so a
-    checkpoint never holds a diverged model) reads that back and raises `NonFiniteLoss` naming the
-    iteration, the terms and the last good checkpoint.
+    checkpoint never holds a diverged model) reads that back, and also checks what the losses do
+    not show: the weights the last update wrote (finite), and the learner's mean Q estimate under
+    them (`Agent.current_value`, within `value_bound`); it raises `NonFiniteLoss` naming the iteration, the cause and the last good
+    checkpoint.
     """
 
     def __init__(self, device):
@@ -75,12 +88,25 @@ class FiniteGuard:
         self.first_bad = torch.where(new, iteration, self.first_bad)
         self.bad_terms = torch.where(new, ~finite, self.bad_terms)
 
-    def check(self, last_checkpoint: str | None) -> None:
-        first = int(self.first_bad)
-        if first < 0:
-            return
-        terms = [name for name, bad in zip(self.names, self.bad_terms.tolist()) if bad]
+    def check(self, last_checkpoint: str | None, agent=None, bound: float | None = None) -> None:
         resume = (f"the last good checkpoint is {last_checkpoint} (continue from it with --resume)"
                   if last_checkpoint else "no checkpoint was saved before it")
-        raise NonFiniteLoss(f"training stopped: {', '.join(terms)} became non-finite (NaN or inf) at iteration "
-                            f"{first}; {resume}. Lower the learning rate or check the buffer's rewards")
+        fix = "Lower the learning rate or check the buffer's rewards"
+        first = int(self.first_bad)
+        if first >= 0:
+            terms = [name for name, bad in zip(self.names, self.bad_terms.tolist()) if bad]
+            raise NonFiniteLoss(f"training stopped: {', '.join(terms)} became non-finite (NaN or inf) at iteration "
+                                f"{first}; {resume}. {fix}")
+        if agent is None:
+            return
+        modules = {name: value for name, value in vars(agent).items() if isinstance(value, torch.nn.Module)}
+        params = [(name, p) for name, module in modules.items() for p in module.parameters()]
+        finite = torch.stack([torch.isfinite(p).all() for _, p in params]).tolist() if params else []
+        broken = sorted({name for (name, _), ok in zip(params, finite) if not ok})
+        if broken:
+            raise NonFiniteLoss(f"training stopped: the weights of {', '.join(broken)} became non-finite (NaN or inf) "
+                                f"by iteration {agent.iterations}, though every loss was finite; {resume}. {fix}")
+        value = agent.current_value() if bound is not None else None
+        if value is not None and not abs(float(value)) <= bound:
+            raise NonFiniteLoss(f"training stopped: it diverged by iteration {agent.iterations} (mean Q {float(value):.3g}, "
+                                f"beyond 10× the largest return the rewards allow, {bound / 10:.3g}); {resume}. {fix}")

@@ -1,14 +1,21 @@
-"""Atomic file writes: every artifact is written to a temporary name beside it, then renamed."""
+"""Atomic file writes (every artifact is written to a temporary name beside it, then renamed), their
+SHA-256 records, and the locks that keep two runs from writing one setting's files at once."""
 from __future__ import annotations
 
+import errno
+import fcntl
+import hashlib
 import json
 import os
+import sys
 import tempfile
 from contextlib import contextmanager
 from typing import Any, Iterator
 
 import numpy as np
 import torch
+
+from common.errors import UserError
 
 
 @contextmanager
@@ -48,6 +55,37 @@ def atomic_save_json(path: str, obj: Any) -> str:
     return path
 
 
+def sha256(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def record_checksums(path: str, files: list[str]) -> str:
+    """Write the SHA-256 of each of ``files`` (all beside ``path``) to the JSON file ``path``, atomically."""
+    return atomic_save_json(path, {"files": {os.path.basename(f): sha256(f) for f in files}})
+
+
+def checksum_problem(path: str, files: list[str]) -> str | None:
+    """What is wrong with ``files`` against the SHA-256s that ``path`` records, in words; None when each
+    one matches (``path`` must exist: whether a missing record is acceptable is the caller's call)."""
+    try:
+        with open(path) as f:
+            recorded = json.load(f)["files"]
+        if not isinstance(recorded, dict):
+            raise TypeError
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{path} is unreadable or damaged"
+    for file in files:
+        digest = recorded.get(os.path.basename(file))
+        if digest is None:
+            return f"{path} records no checksum for {os.path.basename(file)}"
+        if not os.path.isfile(file):
+            return f"{file} is missing"
+        if sha256(file) != digest:
+            return f"{file} is corrupted (its SHA-256 differs from the one recorded when it was written)"
+    return None
+
+
 def read_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
     """(shape, Fortran order, dtype) from the header of an ``np.save`` stream, which it then points past."""
     version = np.lib.format.read_magic(f)
@@ -82,3 +120,50 @@ def read_into(f, out: np.ndarray, path: str) -> None:
         if not got:
             raise EOFError(f"{path} ends after {read} of {len(view)} bytes")
         read += got
+
+
+@contextmanager
+def run_lock(out_dir: str, name: str, what: str, shared: bool = False) -> Iterator[None]:
+    """Hold the lock ``{out_dir}/.{name}.lock`` for the block: exclusive for a run that writes ``name``'s
+    files, ``shared`` for one that only reads them (runs that read one buffer run side by side). A
+    conflicting run stops at once with a one-line error instead of destroying the other's files. The
+    lock (``flock``) dies with its process, so a killed run never blocks the next one; the last holder
+    removes the file (and ``out_dir`` if the run created it and left it empty)."""
+    path = os.path.join(out_dir, f".{name}.lock")
+    created = not os.path.isdir(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno not in (errno.EAGAIN, errno.EACCES):
+                os.close(fd)
+                raise
+            holder = os.read(fd, 300).decode(errors="replace").strip() or "a run that reads it"
+            os.close(fd)
+            raise UserError(f"{what} in {out_dir} is in use by another run now ({holder}); wait for it to finish, "
+                            "or give this run another --out_dir") from None
+        try:  # a finishing holder may have removed the file between our open and our lock: lock the new one
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    if not shared:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}: {' '.join(sys.argv)[:200]}".encode())
+    try:
+        yield
+    finally:
+        try:  # the last holder (no one else holds it, shared or not) removes the file
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.remove(path)
+        except OSError:
+            pass
+        os.close(fd)
+        if created:
+            try:
+                os.rmdir(out_dir)
+            except OSError:
+                pass

@@ -9,7 +9,6 @@ neither file, load with a one-line notice.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -18,7 +17,7 @@ import time
 import numpy as np
 
 from common.errors import UserError
-from common.io import atomic_save_json
+from common.io import atomic_save_json, sha256
 
 FORMAT_VERSION = 1
 
@@ -29,11 +28,6 @@ def manifest_path(prefix: str) -> str:
 
 def marker_path(prefix: str) -> str:
     return f"{prefix}_incomplete"
-
-
-def sha256(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def describe(space) -> dict:

@@ -44,7 +44,7 @@ def fitted_q_evaluation(cfg, family, prefix: str) -> dict[str, Any]:
     fqe = family.fqe_agent(info, cfg, device, policy.greedy_actions)
     stage = f"FQE_{prefix}"
     log = RunLog(cfg, stage)
-    run = Run(cfg, stage, fqe, rng, log)
+    run = Run(cfg, stage, fqe, rng, log, buffer)
     run.resume()
     save_config(cfg, stage)
     start = time.time()
@@ -55,7 +55,7 @@ def fitted_q_evaluation(cfg, family, prefix: str) -> dict[str, Any]:
                 train_step(fqe, buffer, log, run)
                 bar.update()
                 run.after(fqe.iterations)
-        run.guard.check(run.last_checkpoint)
+        run.check()
     finally:
         log.close()
     states = initial_states(cfg, cfg.eval_episodes)

@@ -42,7 +42,7 @@ def get_device(name: str | None = None, flag: str = "--device") -> torch.device:
     except RuntimeError:
         raise UserError(f"{flag} {name}: not a device name; use cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"{flag} {name}: CUDA is not available on this machine; use --device cpu")
+        raise UserError(f"{flag} {name}: CUDA is not available on this machine; use {flag} cpu")
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
         raise UserError(f"{flag} {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     if device.type not in ("cpu", "cuda"):

@@ -18,9 +18,10 @@ import torch
 from tqdm import tqdm
 
 from common import checkpoint, datasets, manifest
+from common.agent import DamagedModel
 from common.envs import EnvInfo, make_env
 from common.errors import UserError
-from common.guards import FiniteGuard, Interrupted, stop_on_signals
+from common.guards import FiniteGuard, Interrupted, stop_on_signals, value_bound
 from common.io import atomic_save_json, atomic_save_npy
 from common.logs import RunLog
 from common.recsys import ItemRecommendation, compare_recommenders, top_k
@@ -76,7 +77,7 @@ def train_step(agent, buffer, log: RunLog, run: "Run") -> None:
     agent.train(buffer)
     run.guard.update(agent.iterations, agent.last_loss)
     if agent.iterations % log.every == 0:
-        run.guard.check(run.last_checkpoint)
+        run.check()
         log.training(agent.iterations, agent.scalars())
 
 
@@ -87,8 +88,11 @@ class Run:
     every RNG, the evaluation history and the log rows; ``buffer`` (online stages) too.
     """
 
-    def __init__(self, cfg, stage: str, agent, rng: np.random.Generator, log: RunLog, buffer=None):
+    def __init__(self, cfg, stage: str, agent, rng: np.random.Generator, log: RunLog, data, buffer=None):
+        """``data``: what training batches come from (its rewards bound the value estimates);
+        ``buffer``: an online stage's replay buffer, saved in every checkpoint."""
         self.cfg, self.stage, self.agent, self.rng, self.log, self.buffer = cfg, stage, agent, rng, log, buffer
+        self.data = data
         self.evaluations: list[float] = []
         self.episode_returns: list[float] = []  # raw returns of the training episodes (online stages)
         self.guard = FiniteGuard(agent.device)
@@ -117,17 +121,22 @@ class Run:
         self.evaluations = list(state["evaluations"])
         self.episode_returns = list(state.get("episode_returns", []))
         self.log.eval_rows, self.log.train_rows = state["log"]
+        self.log.start = time.time() - state["elapsed"]  # wall_seconds goes on from where it stopped
         if self.buffer is not None:
             self.buffer.load(os.path.join(path, "buffer"), capacity=self.buffer.capacity)
         self.last_checkpoint = path
         print(f"[{self.stage}] resuming from {path} (step {state['step']}, {self.agent.iterations} updates)")
         return int(state["step"])
 
+    def check(self) -> None:
+        """Stop on a non-finite loss or weight, or a diverged value estimate (`FiniteGuard.check`)."""
+        self.guard.check(self.last_checkpoint, self.agent, value_bound(self.data, self.cfg.discount))
+
     def save_checkpoint(self, step: int) -> None:
-        self.guard.check(self.last_checkpoint)  # never checkpoint a diverged model
+        self.check()  # never checkpoint a diverged model
         state = {"agent": checkpoint.agent_state(self.agent), "rng": checkpoint.rng_states(self.rng),
                  "evaluations": self.evaluations, "episode_returns": self.episode_returns,
-                 "log": (self.log.eval_rows, self.log.train_rows)}
+                 "log": (self.log.eval_rows, self.log.train_rows), "elapsed": time.time() - self.log.start}
         self.last_checkpoint = checkpoint.save(self.cfg, self.stage, step, state, self.buffer)
 
     def after(self, step: int) -> None:
@@ -141,13 +150,13 @@ class Run:
                                                 f"{self.last_checkpoint}; continue with the same command plus --resume")
 
     def evaluate(self, step: int, bar, results: str) -> None:
-        self.guard.check(self.last_checkpoint)
+        self.check()
         self.evaluations.append(run_evaluation(self.agent, self.cfg, self.log, step))
         atomic_save_npy(results, self.evaluations)
         log_eval(bar, self.stage, step, self.evaluations[-1], self.agent)
 
     def finish(self) -> None:
-        self.guard.check(self.last_checkpoint)
+        self.check()
         checkpoint.remove_all(self.cfg, self.stage)
 
 
@@ -290,7 +299,7 @@ def train_online(cfg, info: EnvInfo, rng, stage: str, agent, buffer, sampler, la
     evaluate every ``eval_freq`` steps into ``results/{stage}_{setting}.npy`` and save
     ``models/{stage}_{setting}_*``."""
     log = RunLog(cfg, stage)
-    run = Run(cfg, stage, agent, rng, log, buffer)
+    run = Run(cfg, stage, agent, rng, log, sampler, buffer)
     first_step = run.resume()
     save_config(cfg, stage)
     start = time.time()
@@ -364,16 +373,22 @@ def generate_buffer(cfg, family) -> dict[str, Any]:
     missing = [path for path in agent.model_files(prefix) if not os.path.exists(path)]
     if missing:
         raise UserError(f"no behavioral model at {missing[0]}; train one with: {command(cfg, '--train_behavioral')}")
+    unfinished = checkpoint.newest(cfg, "behavioral")
+    if unfinished:
+        raise UserError(f"the behavioral training of {cfg.setting} was interrupted (its checkpoint {unfinished} is still "
+                        f"there), so {prefix}_* is an unfinished agent's; finish it with: "
+                        f"{command(cfg, '--train_behavioral')} --resume (or train it again without --resume)")
     try:
         agent.load(prefix)
-    except Exception:  # a wrong shape, other layer names, a truncated or corrupted file
+    except DamagedModel as err:
+        raise UserError(f"{err}; train one with: {command(cfg, '--train_behavioral')}") from None
+    except Exception:  # a wrong shape, other layer names, a truncated file saved elsewhere
         raise UserError(f"behavioral model {prefix}_* cannot be loaded for env {cfg.env}: the file is truncated or "
                         f"corrupted, or it was trained for another env or saved by the reference code (whose layer "
                         f"names differ); train one with: {command(cfg, '--train_behavioral')}") from None
     buffer = family.make_buffer(info, cfg, device, rng, min(cfg.buffer_size, cfg.max_timesteps))
     manifest.check_free_space(os.path.dirname(buffer_prefix(cfg)), buffer.capacity * buffer.bytes_per_transition(),
                               f"a {buffer.capacity}-transition buffer")
-    save_config(cfg, f"buffer_{cfg.buffer_name}")
     vec = make_vec_env(cfg.env, cfg, cfg.num_envs)
     low_noise = np.zeros(cfg.num_envs, dtype=bool)
     start = time.time()
@@ -392,6 +407,7 @@ def generate_buffer(cfg, family) -> dict[str, Any]:
     prefix = buffer_prefix(cfg)
     manifest.begin(prefix)
     manifest.finish(prefix, buffer.save(prefix), cfg, info, buffer)
+    save_config(cfg, f"buffer_{cfg.buffer_name}")  # once the buffer it describes has landed
     atomic_save_npy(results_path(cfg, "buffer_performance"), [performance])
     atomic_save_npy(results_path(cfg, "buffer_returns"), returns)
     info.env.close()
@@ -450,7 +466,7 @@ def train_offline(cfg, family, algo: str = "BCQ") -> dict[str, Any]:
     buffer = load_buffer(cfg, family, info, device, rng)
     agent = family.offline_agent(algo, info, cfg, device, buffer)
     log = RunLog(cfg, algo)
-    run = Run(cfg, algo, agent, rng, log)
+    run = Run(cfg, algo, agent, rng, log, buffer)
     run.resume()
     save_config(cfg, algo, {"augmentation": repr(getattr(agent, "augment", None))})
     start = time.time()
@@ -463,7 +479,7 @@ def train_offline(cfg, family, algo: str = "BCQ") -> dict[str, Any]:
                 if agent.iterations % cfg.eval_freq == 0 or agent.iterations == cfg.max_timesteps:
                     run.evaluate(agent.iterations, bar, results_path(cfg, algo))
                 run.after(agent.iterations)
-        run.guard.check(run.last_checkpoint)
+        run.check()
         agent.save(model_prefix(cfg, algo))
         run.finish()  # the checkpoints go only once the final model is on disk
     finally:

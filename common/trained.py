@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+from common.agent import DamagedModel
 from common.errors import UserError
 
 
@@ -37,6 +38,8 @@ def trained_agent(cfg, family, info, device, algo_prefix: str):
                         f"train it first: {train}")
     try:
         agent.load(prefix)
+    except DamagedModel as err:
+        raise UserError(f"{err}; retrain it with: {train}") from None
     except Exception:  # a wrong shape, other layer names, a truncated or corrupted file
         raise UserError(f"model {prefix}_* cannot be loaded for env {cfg.env} (truncated, corrupted, or trained for "
                         f"another env or other flags); retrain it with: {train}") from None

@@ -91,6 +91,7 @@ class BCQ(ActorCriticAgent):
         batch: Batch = buffer.sample()
         if self.items is not None:
             batch = batch._replace(action=self.logged_items(batch.action))
+        self.last_batch = batch
         vae_loss = self.vae_loss(batch.state, batch.action)
         self.vae_optimizer.zero_grad(set_to_none=True)
         vae_loss.backward()

@@ -19,6 +19,11 @@ def as_tensor(states: np.ndarray, device) -> torch.Tensor:
 class ActorCriticAgent(Agent):
     """An agent with ``actor``/``critic`` networks and polyak-averaged targets of both."""
 
+    @torch.no_grad()
+    def current_value(self) -> torch.Tensor | None:
+        batch = self.last_batch
+        return None if batch is None else self.critic.q1(batch.state, batch.action).mean()
+
     def update_targets(self) -> None:
         soft_update(self.critic_target, self.critic, self.tau)
         soft_update(self.actor_target, self.actor, self.tau)
@@ -73,6 +78,7 @@ class DDPG(ActorCriticAgent):
 
     def train(self, buffer) -> None:
         batch: Batch = buffer.sample()
+        self.last_batch = batch
         with torch.no_grad():
             next_q = self.critic_target(batch.next_state, self.actor_target(batch.next_state))[0]
             y = batch.reward + batch.not_done * self.discount * next_q

@@ -77,12 +77,18 @@ class DQN(Agent):
 
     def train(self, buffer) -> None:
         """One gradient step on a batch sampled from ``buffer``, then the target update."""
-        loss, self.last_loss = self.loss(buffer.sample())
+        self.last_batch = buffer.sample()
+        loss, self.last_loss = self.loss(self.last_batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         self.iterations += 1
         self.update_target()
+
+    @torch.no_grad()
+    def current_value(self) -> torch.Tensor | None:
+        batch = self.last_batch
+        return None if batch is None else self.Q(batch.state)[0].gather(1, batch.action).mean()
 
     @torch.no_grad()
     def update_target(self) -> None:

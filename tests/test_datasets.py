@@ -219,7 +219,7 @@ def test_d4rl_trains_continuous_bcq_through_the_cli(tmp_path, capsys):
     assert "observations of shape (3,)" in capsys.readouterr().err
 
 
-def test_minari_round_trip_export_load_train(tmp_path, monkeypatch):
+def test_minari_round_trip_export_load_train(tmp_path, monkeypatch, capsys):
     import main
     from common.datasets import read_minari
     from common.stages import buffer_prefix
@@ -230,6 +230,11 @@ def test_minari_round_trip_export_load_train(tmp_path, monkeypatch):
     assert main.main(["--train_behavioral", *flags]) == 0
     assert main.main(["--generate_buffer", *flags]) == 0
     assert main.main(["--export_minari", "cartpole/ours-v0", *flags]) == 0
+    for bad in ("bad id", "CartPole", "cartpole/ours-v0"):  # malformed, no version, existing: refused, nothing left
+        before = sorted(p.name for p in (tmp_path / "minari").rglob("*"))
+        assert main.main(["--export_minari", bad, *flags]) == 2
+        assert f"--export_minari {bad}: " in capsys.readouterr().err
+        assert sorted(p.name for p in (tmp_path / "minari").rglob("*")) == before
     s, a, s2, r, not_done = read_minari("cartpole/ours-v0")
     prefix = str(tmp_path / "buffers" / "Default_CartPole-v1_0")
     assert buffer_prefix(main.resolve(main.parse_args(flags), "CartPole-v1")[0]) == prefix

@@ -61,9 +61,14 @@ def out(cartpole, tmp_path):
 
 
 # --- bad input: one line, exit 2, no new file ----------------------------------------------------
-def corrupt_model(out):
+def corrupt_model(out, checksums=True, flip=False):
     path = out / "models" / f"behavioral_{SETTING}_Q"
-    path.write_bytes(path.read_bytes()[:100])
+    data = bytearray(path.read_bytes())
+    if flip:  # one weight's byte: the file still loads, with another value
+        data[-800] ^= 0x40
+    path.write_bytes(bytes(data) if flip else bytes(data[:100]))
+    if not checksums:
+        os.remove(out / "models" / f"behavioral_{SETTING}_checksums.json")
 
 
 def wrong_shape_buffer(out):
@@ -176,7 +181,13 @@ BAD = [
      "is truncated or corrupted"),
     ("flipped byte", flipped_byte, ["--env", "CartPole-v1"], "_reward.npy is corrupted"),
     ("half-written buffer", interrupted_generation, ["--env", "CartPole-v1"], "was not completely written"),
-    ("corrupted model", corrupt_model, ["--generate_buffer", "--env", "CartPole-v1"], "truncated or corrupted"),
+    ("truncated model", corrupt_model, ["--generate_buffer", "--env", "CartPole-v1"],
+     f"model {{out}}/models/behavioral_{SETTING}_Q is corrupted (its SHA-256 differs from the one recorded when it "
+     "was written); train one with: python main.py --train_behavioral --env CartPole-v1 --seed 0"),
+    ("flipped byte in model", lambda out: corrupt_model(out, flip=True), ["--generate_buffer", "--env", "CartPole-v1"],
+     f"behavioral_{SETTING}_Q is corrupted (its SHA-256 differs"),
+    ("truncated model without checksums", lambda out: corrupt_model(out, checksums=False),
+     ["--generate_buffer", "--env", "CartPole-v1"], "cannot be loaded for env CartPole-v1: the file is truncated"),
     ("zero steps", None, ["--env", "CartPole-v1", "--max_timesteps", 0], "--max_timesteps must be positive"),
     ("negative batch", None, ["--env", "CartPole-v1", "--batch_size", -4], "--batch_size must be positive"),
     ("zero eval_freq", None, ["--env", "CartPole-v1", "--eval_freq", 0], "--eval_freq must be positive"),
@@ -194,6 +205,8 @@ BAD = [
     ("out_dir not writable", readonly_parent, ["--env", "CartPole-v1", "--out_dir", "{out}/a_file/sub"],
      "is a file, not a folder"),
     ("no CUDA", None, ["--env", "CartPole-v1", "--device", "cuda"], "CUDA is not available"),
+    ("no CUDA for the buffer", None, ["--env", "CartPole-v1", "--buffer_device", "cuda"],
+     "--buffer_device cuda: CUDA is not available on this machine; use --buffer_device cpu"),
     ("h-DQN on CartPole", None, ["--hdqn", "--env", "CartPole-v1"], "--hdqn takes the states of a one-hot"),
     ("SQIL on Pendulum", None, ["--sqil", "--env", "Pendulum-v1"], "--sqil needs discrete actions"),
     ("d4rl action -1", d4rl_action(-1), ["--env", "CartPole-v1", "--dataset", "d4rl:{out}/actions.hdf5"],
@@ -220,7 +233,7 @@ BAD = [
 @pytest.mark.parametrize("name, damage, args, message", BAD, ids=[b[0] for b in BAD])
 def test_bad_input(out, capsys, name, damage, args, message):
     """In-process (the CLI's exit code and stderr are `main.main`'s; test_cli runs a few as subprocesses)."""
-    if name == "no CUDA" and torch.cuda.is_available():
+    if name.startswith("no CUDA") and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     if damage is not None:
         damage(out)
@@ -425,3 +438,218 @@ def test_free_space_is_checked_before_writing(tmp_path):
     with pytest.raises(UserError, match=r"needs about 1000000000.00 GB but .* GB free"):
         manifest.check_free_space(str(tmp_path / "buffers"), 10**18, "a buffer")
     manifest.check_free_space(str(tmp_path / "buffers"), 1000, "a buffer")
+
+
+# --- hostile runs: divergence, damaged models and checkpoints, a full disk, two runs at once -------
+def run_main(args, capsys, stdout=None):
+    """``main.main(args)`` in this process: (exit code, its stderr lines); its stdout goes to the list
+    ``stdout`` where one is given."""
+    sys.path.insert(0, ROOT)
+    import main
+    code = main.main([str(a) for a in args])
+    captured = capsys.readouterr()
+    if stdout is not None:
+        stdout.append(captured.out)
+    return code, [line for line in captured.err.strip().splitlines() if line]
+
+
+def checkpoint_of(out, algo):
+    root = out / "checkpoints" / f"{algo}_{SETTING}"
+    steps = [p for p in root.iterdir() if p.name.startswith("step_")] if root.exists() else []  # no .tmp folders
+    return sorted(steps, key=lambda p: int(p.name.rsplit("_", 1)[1]))
+
+
+@pytest.mark.parametrize("algo", ["BCQ", "SQV"])
+def test_a_diverging_run_stops_with_one_line(out, capsys, algo):
+    """The issue's attack, lr 1e6 with a checkpoint after every update: one line, exit 1, and no
+    checkpoint of the diverged weights (Q explodes in the first update, before any checkpoint)."""
+    code, lines = run_main([*OFFLINE, "--out_dir", out, "--lr", 1e6, "--checkpoint_freq", 1, "--log_freq", 1,
+                            *(["--sqv"] if algo == "SQV" else [])], capsys)
+    assert code == 1 and len(lines) == 1 and "training stopped: it diverged by iteration 1" in lines[0], lines
+    assert "no checkpoint was saved before it" in lines[0] and not checkpoint_of(out, algo)
+
+
+def test_weights_are_checked_before_a_checkpoint_not_only_the_loss(out, capsys, monkeypatch):
+    """An update whose loss was finite but which wrote a NaN weight (the old guard's blind spot): the
+    checkpoint due right after it is not written, and the one named as the last good holds finite weights."""
+    from discrete_SQV.dqn import DQN
+    real = DQN.train
+
+    def poisoned(self, buffer):
+        real(self, buffer)
+        if self.iterations == 100:
+            with torch.no_grad():
+                next(self.Q.parameters()).view(-1)[0] = float("nan")
+
+    monkeypatch.setattr(DQN, "train", poisoned)
+    code, lines = run_main([*OFFLINE, "--out_dir", out, "--checkpoint_freq", 50], capsys)
+    good = out / "checkpoints" / f"BCQ_{SETTING}" / "step_50"
+    assert code == 1 and len(lines) == 1, lines
+    assert (f"the weights of Q became non-finite (NaN or inf) by iteration 100, though every loss was finite; the "
+            f"last good checkpoint is {good}" in lines[0]), lines
+    assert checkpoint_of(out, "BCQ") == [good]
+    parts = torch.load(good / "state.pt", weights_only=True)["agent"]["parts"]
+    assert all(torch.isfinite(t).all() for t in parts["Q"].values())
+
+
+def test_finite_divergence_of_behavioral_dqn_is_caught(tmp_path, capsys):
+    """q_loss 1.7e13 and mean Q 2e6 used to exit 0: a mean Q beyond 10·max|r|/(1−γ) stops the run."""
+    code, lines = run_main(["--train_behavioral", "--env", "CartPole-v1", "--out_dir", tmp_path, "--max_timesteps",
+                            3000, "--start_timesteps", 200, "--eval_freq", 1000, "--eval_episodes", 1, "--lr", 1e6],
+                           capsys)
+    assert code == 1 and len(lines) == 1 and "training stopped: it diverged by iteration" in lines[0], lines
+    assert "beyond 10× the largest return the rewards allow, 100" in lines[0]
+
+
+def test_a_reference_model_without_checksums_loads_with_a_notice(out, capsys):
+    """Models saved by other code (no checksum record) still load, tensors only, and say so."""
+    os.remove(out / "models" / f"behavioral_{SETTING}_checksums.json")
+    stdout = []
+    code, lines = run_main(["--generate_buffer", "--env", "CartPole-v1", "--out_dir", out, "--max_timesteps", 300,
+                            "--eval_episodes", 1], capsys, stdout)
+    assert code == 0, lines
+    assert f"has no behavioral_{SETTING}_checksums.json (saved elsewhere): loading its tensors without" in stdout[0]
+
+
+def interrupted_offline_run(out):
+    """An offline run stopped by SIGTERM after its first checkpoint: the checkpoint folder."""
+    process = main_py(*OFFLINE, "--out_dir", out, popen=True)
+    wait_for_checkpoint(process, out / "checkpoints" / f"BCQ_{SETTING}")
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=120)
+    return checkpoint_of(out, "BCQ")[-1]
+
+
+def flip_byte(path, offset=-5):
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda step: flip_byte(step / "state.pt"), "state.pt is corrupted (its SHA-256 differs"),
+    (lambda step: flip_byte(step / "checksums.json", 20), "checksums.json is unreadable or damaged"),
+    (lambda step: os.remove(step / "checksums.json"), "has no checksums.json (an older version wrote it, or it was"),
+])
+def test_a_damaged_checkpoint_is_refused_not_resumed(out, capsys, damage, message):
+    step = interrupted_offline_run(out)
+    damage(step)
+    before = {path: (out / path).read_bytes() for path in files_under(out)}
+    code, lines = run_main([*OFFLINE, "--out_dir", out, "--resume"], capsys)
+    assert code == 2 and len(lines) == 1 and message in lines[0], lines
+    assert "run the same command without --resume to start over (only the newest checkpoint is kept)" in lines[0]
+    assert {path: (out / path).read_bytes() for path in files_under(out)} == before
+
+
+def test_a_full_disk_at_a_checkpoint_keeps_the_previous_one(out, capsys, monkeypatch):
+    """ENOSPC while the second checkpoint is written: one line naming the intact first checkpoint and
+    --resume; no temporary folder left; resuming (disk freed) gives the uninterrupted run's results."""
+    import errno
+
+    from common import checkpoint
+    code, _ = run_main([*OFFLINE, "--out_dir", out], capsys)
+    results = out / "results" / f"BCQ_{SETTING}.npy"
+    uninterrupted = results.read_bytes()
+    real, calls = checkpoint.atomic_torch_save, []
+
+    def full_disk_at_the_second(path, obj):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, obj)
+
+    monkeypatch.setattr(checkpoint, "atomic_torch_save", full_disk_at_the_second)
+    code, lines = run_main([*OFFLINE, "--out_dir", out], capsys)
+    first = out / "checkpoints" / f"BCQ_{SETTING}" / "step_100"
+    assert code == 1 and len(lines) == 1, lines
+    assert (f"the disk is full: checkpoint step 200 could not be written" in lines[0]
+            and f"the checkpoint {first} is intact: free some space, then continue with the same command plus "
+                "--resume" in lines[0]), lines
+    assert checkpoint_of(out, "BCQ") == [first] and not any(".tmp" in p for p in files_under(out))
+    monkeypatch.setattr(checkpoint, "atomic_torch_save", real)
+    code, _ = run_main([*OFFLINE, "--out_dir", out, "--resume"], capsys)
+    assert code == 0 and results.read_bytes() == uninterrupted
+
+
+def test_a_full_disk_while_writing_a_buffer_leaves_it_refused_and_the_config_untouched(out, capsys, monkeypatch):
+    import errno
+
+    from common import buffers
+    config = out / "results" / f"buffer_Default_{SETTING}_config.json"
+    before = config.read_bytes()
+    real = buffers.atomic_save_npy
+
+    def full(path, array):
+        if path.endswith("_reward.npy"):
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        return real(path, array)
+
+    monkeypatch.setattr(buffers, "atomic_save_npy", full)
+    code, lines = run_main(["--generate_buffer", "--env", "CartPole-v1", "--out_dir", out, "--max_timesteps", 500,
+                            "--eval_episodes", 1], capsys)
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("error: the disk is full (No space left on device: "), lines
+    assert "_reward.npy); nothing was left half-written" in lines[0]
+    assert config.read_bytes() == before and not any(".tmp" in p for p in files_under(out))
+    monkeypatch.setattr(buffers, "atomic_save_npy", real)
+    code, lines = run_main([*OFFLINE, "--out_dir", out], capsys)
+    assert code == 2 and "was not completely written (its generation was interrupted)" in lines[0]
+
+
+def test_a_killed_regeneration_keeps_the_old_buffer_s_config(out, capsys, monkeypatch):
+    """The config of a buffer is written once the buffer has landed, never beside the old one."""
+    from common import manifest
+    config = out / "results" / f"buffer_Default_{SETTING}_config.json"
+    before = config.read_bytes()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(manifest, "finish", killed)
+    assert run_main(["--generate_buffer", "--env", "CartPole-v1", "--out_dir", out, "--max_timesteps", 500,
+                     "--eval_episodes", 1, "--seed", 0], capsys)[0] == 130
+    assert config.read_bytes() == before
+
+
+def test_generate_buffer_refuses_an_interrupted_behavioral_training(out, capsys):
+    step = out / "checkpoints" / f"behavioral_{SETTING}" / "step_500"
+    step.mkdir(parents=True)
+    (step / "state.pt").write_bytes(b"a checkpoint")
+    before = files_under(out)
+    code, lines = run_main(["--generate_buffer", "--env", "CartPole-v1", "--out_dir", out], capsys)
+    assert code == 2 and len(lines) == 1, lines
+    assert (f"the behavioral training of {SETTING} was interrupted (its checkpoint {step} is still there)" in lines[0]
+            and "--train_behavioral --env CartPole-v1 --seed 0" in lines[0] and "--resume" in lines[0]), lines
+    assert files_under(out) == before
+
+
+def test_two_runs_of_one_setting_cannot_write_at_once(out, capsys):
+    """A second run of a running setting and stage stops at once and touches nothing; another algorithm
+    reads the same buffer beside it; regenerating that buffer meanwhile is refused; a killed run's
+    lock is gone with it, and wall_seconds goes on across the resume."""
+    long = [*OFFLINE, "--max_timesteps", 100000, "--checkpoint_freq", 200, "--log_freq", 100]
+    process = main_py(*long, "--out_dir", out, popen=True)
+    try:
+        wait_for_checkpoint(process, out / "checkpoints" / f"BCQ_{SETTING}")
+        config = out / "results" / f"BCQ_{SETTING}_config.json"
+        live = config.read_bytes()
+        code, lines = run_main([*long, "--out_dir", out, "--batch_size", 16], capsys)
+        assert code == 2 and len(lines) == 1, lines
+        assert f"the BCQ files of {SETTING} in {out} is in use by another run now (pid {process.pid}:" in lines[0]
+        assert config.read_bytes() == live and checkpoint_of(out, "BCQ")  # its config and checkpoint untouched
+        assert run_main([*OFFLINE, "--sqv", "--out_dir", out, "--max_timesteps", 100], capsys)[0] == 0
+        code, lines = run_main(["--generate_buffer", "--env", "CartPole-v1", "--out_dir", out], capsys)
+        assert code == 2 and f"the buffer_Default files of {SETTING} in {out} is in use by another run" in lines[0]
+    finally:
+        process.kill()
+        process.communicate(timeout=60)
+    step = checkpoint_of(out, "BCQ")[-1]
+    elapsed = torch.load(step / "state.pt", weights_only=True)["elapsed"]
+    resumed = ok(*long[:-4], "--out_dir", out, "--resume", "--max_timesteps", int(step.name[5:]) + 200,
+                 "--checkpoint_freq", 200, "--log_freq", 100)
+    assert "resuming from" in resumed.stdout
+    assert not [p for p in os.listdir(out) if p.endswith(".lock")]
+    import csv
+    with open(out / "results" / f"BCQ_{SETTING}_train.csv") as f:
+        rows = [(int(row["step"]), float(row["wall_seconds"])) for row in csv.DictReader(f)]
+    after = [seconds for step_, seconds in rows if step_ > int(step.name[5:])]
+    assert after and min(after) >= elapsed > 0  # the clock goes on from the checkpoint, not from zero

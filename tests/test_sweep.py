@@ -1,5 +1,6 @@
 """Sweeps: grid expansion and order, skipping finished runs, resuming, and a real local Ray sweep."""
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -70,7 +71,13 @@ def test_seeds_and_algos_outside_the_config_are_one_line_errors(tmp_path, capsys
         assert exit_.value.code == 2 and flag[1] in capsys.readouterr().err
 
 
-def test_bad_configs_are_one_line_errors(tmp_path):
+def test_bad_configs_are_one_line_errors(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "yaml", None)  # PyYAML not installed
+    with pytest.raises(SystemExit) as exit_:
+        sweep.main([write_config(tmp_path), "--dry_run"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == "error: sweep configs are YAML and PyYAML is not installed: pip install -e '.[sweep]'\n"
+    monkeypatch.undo()
     with pytest.raises(SystemExit, match="lacks 'algos'"):
         sweep.load_config(write_config(tmp_path, "out_dir: x\nenvs: [a]\nseeds: [0]\n"))
     with pytest.raises(SystemExit, match="unknown algorithm 'cql'"):
