@@ -104,6 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
                              "--ckpts), d4rl:FILE.hdf5 or minari:DATASET_ID (see README, Bring your own data)")
     parser.add_argument("--ckpts", type=str, default=None,
                         help="--dataset dqn_replay: the checkpoints to train on, e.g. 49,50")
+    log = parser.add_argument_group("--dataset interactions:FILE (a ratings/click log, with --env InteractionLog-v0)")
+    log.add_argument("--rec_columns", type=str, default=None,
+                     help="a CSV/TSV log's user, item, rating (or behavior) and timestamp column names, in that "
+                          "order (three for a click log); default user,item,rating,timestamp (a .dat needs none)")
+    log.add_argument("--rec_reward", type=str, default=None,
+                     help="threshold:X (reward 1 for a rating >= X), map:VALUE=REWARD,... or click; default threshold:4")
+    log.add_argument("--rec_history", type=int, default=None, help="items in a state, N (default 5)")
+    log.add_argument("--rec_holdout", type=int, default=None, help="each user's last k items held out (default 5)")
+    log.add_argument("--rec_dim", type=int, default=None, help="item embedding size learned by ALS (default 16)")
     parser.add_argument("--item_embeddings", type=str, default=None, metavar="env|FILE.npy",
                         help="continuous BCQ/SQV as a recommender: act in the space of these item embeddings "
                              "(env: the env's own, e.g. ItemRecommendation-v0; or an (items, action dim) .npy)")
@@ -126,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+REC_DEFAULTS = {"rec_columns": "user,item,rating,timestamp", "rec_reward": "threshold:4", "rec_history": 5,
+                "rec_holdout": 5, "rec_dim": 16}
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -144,6 +157,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error("--dataset replaces the generated buffer of BCQ, SQV and SQIL; drop the stage flag")
     if args.ckpts and not (args.dataset or "").startswith("dqn_replay:"):
         parser.error("--ckpts goes with --dataset dqn_replay:DIR")
+    given = [f"--{name}" for name in REC_DEFAULTS if getattr(args, name) is not None]
+    if given and not (args.dataset or "").startswith("interactions:"):
+        parser.error(f"{given[0]} goes with --dataset interactions:FILE")
+    for name, value in REC_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     if args.fqe_policy and not args.fqe:
         parser.error("--fqe_policy goes with --fqe")
     if args.with_sqil and not args.pipeline:
@@ -174,6 +193,12 @@ def resolve(args: argparse.Namespace, env: str, max_timesteps: float = 1e6, pres
     for name in [*PARAMETERS, "max_timesteps"]:
         if (name == "max_timesteps" or PARAMETERS[name][0] is int) and cfg[name] is not None:
             cfg[name] = int(cfg[name])
+    interactions = (cfg["dataset"] or "").startswith("interactions:")
+    if interactions != (env == "InteractionLog-v0"):
+        raise UserError("--dataset interactions:FILE trains on a log, and InteractionLog-v0 evaluates on its held-out "
+                        "items: give both (--env InteractionLog-v0 --dataset interactions:FILE)")
+    if interactions and cfg["item_embeddings"] is None:
+        cfg["item_embeddings"] = "env"  # the catalog the log's ALS embeddings span
     if cfg["item_embeddings"] is not None and args.repeat_num is None and continuous:
         cfg["repeat_num"] = 20  # a recommender picks among fewer candidate actions
     if cfg["checkpoint_freq"] is None:

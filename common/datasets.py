@@ -22,7 +22,7 @@ import numpy as np
 from common.errors import UserError
 from common.io import read_header, read_into
 
-FORMATS = ("dqn_replay", "d4rl", "minari")
+FORMATS = ("dqn_replay", "d4rl", "minari", "interactions")
 DOPAMINE_STACK = 4  # frames per state in the DQN Replay Dataset
 STORE = ("observation", "action", "reward", "terminal")
 

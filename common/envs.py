@@ -25,6 +25,8 @@ if "DiscreteStochasticDecisionProcess-v0" not in gym.registry:
                  max_episode_steps=100)
 if "ItemRecommendation-v0" not in gym.registry:
     gym.register("ItemRecommendation-v0", "common.recsys:ItemRecommendation")
+if "InteractionLog-v0" not in gym.registry:  # the held-out users of --dataset interactions:FILE
+    gym.register("InteractionLog-v0", "common.interactions:InteractionLog")
 ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # no version banner on every env creation
 gym.logger.min_level = gym.logger.ERROR  # old ids get our own message instead of a deprecation warning
 
@@ -185,6 +187,10 @@ def make_env(env_id: str, cfg: Any = None) -> EnvInfo:
     else:
         limit = get("max_episode_timesteps", None)
         kwargs = {} if limit is None else {"max_episode_steps": int(limit)}
+        if env_id == "InteractionLog-v0" and (get("dataset", None) or "").startswith("interactions:"):
+            from common.interactions import prepare
+
+            kwargs["cache"] = prepare(cfg)
         env = _make(env_id, **kwargs)
         if kind == IMAGE:
             env = ChannelsFirst(env)

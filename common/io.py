@@ -25,6 +25,9 @@ def atomic_open(path: str) -> Iterator[Any]:
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # as open() would create it (mkstemp makes 0600)
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()

@@ -94,7 +94,7 @@ RANGES: dict[str, Range] = {
     **{name: AT_LEAST_ONE for name in ("eps_decay_period", "eval_freq", "train_freq", "buffer_size", "batch_size",
                                        "target_update_freq", "repeat_num", "frame_skip", "frame_size", "state_history",
                                        "max_episode_timesteps", "max_timesteps", "eval_episodes", "num_envs",
-                                       "checkpoint_freq", "log_freq")},
+                                       "checkpoint_freq", "log_freq", "rec_history", "rec_holdout", "rec_dim")},
     **{name: Range(0, low_open=True) for name in ("lr", "adam_eps", "sqil_alpha", "pixel_scale")},
     "BCQ_threshold": Range(0, 1, high_open=True, why=" (1 would forbid every action)"),
     "seed": Range(0, 2 ** 32 - 1001, why=": NumPy's seeds, less the evaluation seeds seed + 100 + k"),
@@ -115,6 +115,7 @@ ENV_DEFAULTS: dict[str, dict[str, object]] = {
     # 20-step recommendation sessions: γ = 0.99 makes the values ~100× the per-step clicks and DDPG
     # unstable there; γ = 0.9 (an effective horizon of 10 steps) learns (README, "BCQ as a recommender").
     "ItemRecommendation-v0": {"discount": 0.9},
+    "InteractionLog-v0": {"discount": 0.9},  # the same reasoning for logged sessions
 }
 
 

@@ -431,6 +431,11 @@ def load_buffer(cfg, family, info: EnvInfo, device, rng):
         if kind == "dqn_replay":
             prefix = datasets.prepare_dqn_replay(cfg, info, location)
             how = f"python main.py --env {cfg.env} --dataset {cfg.dataset} --ckpts {cfg.ckpts} (after deleting {prefix}_*)"
+        elif kind == "interactions":
+            from common.interactions import prepare
+
+            prefix = prepare(cfg)
+            how = f"python main.py --env {cfg.env} --dataset {cfg.dataset} (after deleting {prefix}_*)"
         else:
             prefix, how = buffer_prefix(cfg), command(cfg, "--generate_buffer")
         manifest.verify(prefix, cfg, info, how)
@@ -487,6 +492,10 @@ def train_offline(cfg, family, algo: str = "BCQ") -> dict[str, Any]:
     sim = getattr(info.env, "unwrapped", info.env)  # (the Atari preprocessing is no gymnasium wrapper)
     if isinstance(sim, ItemRecommendation):
         recommendation_report(cfg, algo, agent, sim)
+    elif type(sim).__name__ == "InteractionLog":
+        from common.interactions import report
+
+        report(cfg, algo, agent, sim)
     info.env.close()
     return {"stage": algo, "final_return": run.evaluations[-1], "evaluations": run.evaluations,
             "updates": agent.iterations, "seconds": time.time() - start}

@@ -160,7 +160,8 @@ def test_the_installed_commands_are_the_scripts():
 
     scripts = {e.name: e.value for e in entry_points(group="console_scripts") if e.name.startswith("bcq-sqv")}
     assert scripts == {"bcq-sqv": "main:main", "bcq-sqv-plot": "plot:main", "bcq-sqv-sweep": "sweep:main"}
-    result = subprocess.run([shutil.which("bcq-sqv") or "bcq-sqv", "--env", "CartPole-v1", "--sqv", "--aug"],
+    installed = shutil.which("bcq-sqv", path=os.path.dirname(sys.executable)) or shutil.which("bcq-sqv")
+    result = subprocess.run([installed or "bcq-sqv", "--env", "CartPole-v1", "--sqv", "--aug"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "--sqv and --aug are two different offline algorithms" in result.stderr
 
