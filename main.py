@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--buffer_device", type=str, default="auto",
                         help="where an Atari buffer's frames live: auto (the training device when they fit in "
                              "80%% of its free memory, else cpu), cpu, cuda or cuda:N")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="bf16: the training forward passes under bfloat16 autocast (CPUs with AVX512-BF16/AMX, "
+                             "and CUDA), weights, optimizer state, outputs, targets and losses in float32; acting "
+                             "stays float32 (default fp32: the original's arithmetic)")
     parser.add_argument("--mmap", action="store_true",
                         help="offline training memory-maps the saved buffer's frames/states read-only instead of "
                              "copying them (seeds on one machine share one copy in the page cache)")
@@ -221,7 +225,15 @@ def check(cfg: dict) -> None:
     from common.errors import UserError
     from common.runtime import get_device
 
-    get_device(cfg["device"])  # a bad --device fails here, before any file is written
+    device = get_device(cfg["device"])  # a bad --device fails here, before any file is written
+    if cfg["precision"] == "bf16":
+        import torch
+
+        supported = (torch.cuda.is_bf16_supported() if device.type == "cuda"
+                     else torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        if not supported:
+            where = "this GPU" if device.type == "cuda" else "this CPU (it lacks AVX512-BF16/AMX)"
+            raise UserError(f"--precision bf16: {where} has no fast bfloat16 arithmetic; use --precision fp32")
     if cfg["buffer_device"] != "auto":
         get_device(cfg["buffer_device"], "--buffer_device")
     if cfg["dataset"]:

@@ -32,6 +32,7 @@ class Agent:
         self.iterations = 0
         self.last_loss: dict[str, torch.Tensor] = {}
         self.last_batch = None  # the latest training batch (the divergence guard evaluates it)
+        self.precision = "fp32"  # --precision: bf16 runs the training forward passes under autocast
 
     def act_batch(self, states):
         """The greedy action of each state in a batch (a NumPy array in, a NumPy array out)."""
@@ -60,6 +61,11 @@ class Agent:
         for path, obj in zip(paths, self.files.values()):
             obj.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
         self.after_load()
+
+    def autocast(self):
+        """The region of a training step's forward passes and losses: bfloat16 autocast with
+        ``--precision bf16`` (backward passes and optimizer steps stay outside it), else nothing."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
     def current_value(self) -> torch.Tensor | None:
         """The mean value estimate Q(s, a) of the latest training batch under the current weights

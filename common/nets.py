@@ -63,13 +63,33 @@ class Linear(nn.Linear):
         return super().forward(x)
 
 
-def mlp(in_dim: int, hidden: Iterable[int], out_dim: int) -> nn.Sequential:
-    """`Linear` layers with ReLU between them (none after the last)."""
+def full_precision(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``module(x)`` in float32, also inside an autocast region."""
+    if torch.is_autocast_enabled(x.device.type):
+        with torch.autocast(x.device.type, enabled=False):
+            return module(x.float())
+    return module(x)
+
+
+class MLP(nn.Sequential):
+    """`Linear` layers with ReLU between them (none after the last). Under autocast (``--precision
+    bf16``) the hidden layers run in bfloat16 and the output layer in float32, so every network's
+    outputs (Q-values, logits, actions, VAE moments) and what is computed from them (targets,
+    losses) stay float32; the parameters are float32 either way."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        *hidden, output = self
+        for layer in hidden:
+            x = layer(x)
+        return full_precision(output, x)
+
+
+def mlp(in_dim: int, hidden: Iterable[int], out_dim: int) -> MLP:
     layers: list[nn.Module] = []
     for width in hidden:
         layers += [Linear(in_dim, width), nn.ReLU()]
         in_dim = width
-    return nn.Sequential(*layers, Linear(in_dim, out_dim))
+    return MLP(*layers, Linear(in_dim, out_dim))
 
 
 @torch.no_grad()

@@ -93,6 +93,7 @@ class Run:
         ``buffer``: an online stage's replay buffer, saved in every checkpoint."""
         self.cfg, self.stage, self.agent, self.rng, self.log, self.buffer = cfg, stage, agent, rng, log, buffer
         self.data = data
+        agent.precision = cfg.precision  # every training stage's learner goes through here
         self.evaluations: list[float] = []
         self.episode_returns: list[float] = []  # raw returns of the training episodes (online stages)
         self.guard = FiniteGuard(agent.device)

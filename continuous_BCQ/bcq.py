@@ -92,19 +92,22 @@ class BCQ(ActorCriticAgent):
         if self.items is not None:
             batch = batch._replace(action=self.logged_items(batch.action))
         self.last_batch = batch
-        vae_loss = self.vae_loss(batch.state, batch.action)
+        with self.autocast():
+            vae_loss = self.vae_loss(batch.state, batch.action)
         self.vae_optimizer.zero_grad(set_to_none=True)
         vae_loss.backward()
         self.vae_optimizer.step()
 
-        critic_loss = self.critic_loss(batch)
+        with self.autocast():
+            critic_loss = self.critic_loss(batch)
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_optimizer.step()
 
-        with torch.no_grad():  # the actor's loss does not train the VAE
+        with torch.no_grad(), self.autocast():  # the actor's loss does not train the VAE
             sampled = self.vae.decode(batch.state)
-        actor_loss = -self.critic.q1(batch.state, self.actor(batch.state, sampled)).mean()
+        with self.autocast():
+            actor_loss = -self.critic.q1(batch.state, self.actor(batch.state, sampled)).mean()
         self.actor_optimizer.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_optimizer.step()

@@ -79,14 +79,16 @@ class DDPG(ActorCriticAgent):
     def train(self, buffer) -> None:
         batch: Batch = buffer.sample()
         self.last_batch = batch
-        with torch.no_grad():
+        with torch.no_grad(), self.autocast():
             next_q = self.critic_target(batch.next_state, self.actor_target(batch.next_state))[0]
             y = batch.reward + batch.not_done * self.discount * next_q
-        critic_loss = F.mse_loss(self.critic(batch.state, batch.action)[0], y)
+        with self.autocast():
+            critic_loss = F.mse_loss(self.critic(batch.state, batch.action)[0], y)
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_optimizer.step()
-        actor_loss = -self.critic.q1(batch.state, self.actor(batch.state)).mean()
+        with self.autocast():
+            actor_loss = -self.critic.q1(batch.state, self.actor(batch.state)).mean()
         self.actor_optimizer.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_optimizer.step()

@@ -30,7 +30,8 @@ class FQE(Agent):
         with torch.no_grad():
             next_q = self.critic_target.q1(batch.next_state, self.policy(batch.next_state))
             y = batch.reward + batch.not_done * self.discount * next_q
-        loss = F.mse_loss(self.critic.q1(batch.state, batch.action), y)
+        with self.autocast():
+            loss = F.mse_loss(self.critic.q1(batch.state, batch.action), y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

@@ -78,7 +78,8 @@ class DQN(Agent):
     def train(self, buffer) -> None:
         """One gradient step on a batch sampled from ``buffer``, then the target update."""
         self.last_batch = buffer.sample()
-        loss, self.last_loss = self.loss(self.last_batch)
+        with self.autocast():
+            loss, self.last_loss = self.loss(self.last_batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
