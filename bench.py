@@ -38,7 +38,7 @@ from torch import nn
 
 from common.augment import RandomShift, augmented_views, make_augmentation
 from common.buffers import FrameStackBuffer, ReplayBuffer
-from common.envs import ATARI, VECTOR, make_env
+from common.envs import ATARI, IMAGE, VECTOR, make_env
 from common.params import defaults
 from common.runtime import evaluate, get_device, keep_freed_memory
 from common.stages import interact
@@ -66,7 +66,8 @@ def atari_buffer(device, rng, frames=100_000, capacity=1_000_000, storage_device
 
 
 def vector_buffer(device, rng, state_dim, action_shape, action_dtype, batch_size, n=50_000):
-    buffer = ReplayBuffer((state_dim,), n, batch_size, device, rng, action_shape=action_shape,
+    shape = state_dim if isinstance(state_dim, tuple) else (state_dim,)
+    buffer = ReplayBuffer(shape, n, batch_size, device, rng, action_shape=action_shape,
                           action_dtype=action_dtype)
     buffer.state[:] = rng.normal(size=buffer.state.shape)
     buffer.next_state[:] = rng.normal(size=buffer.state.shape)
@@ -229,6 +230,10 @@ def vector_updates(report, args, device, scale):
     cfg_v = SimpleNamespace(**defaults("regular", VECTOR))
     cases = [(f"{cls.__name__} cartpole 4 b64", lambda c=cls: c(VECTOR, (4,), 2, cfg_v, device),
               cartpole, VECTOR, cfg_v, 100 * scale) for cls in (DQN, BCQ, SQV)]
+    minatar = vector_buffer(device, rng, (4, 10, 10), (1,), np.int64, 32)
+    cfg_m = SimpleNamespace(**defaults("regular", IMAGE))
+    cases += [(f"{cls.__name__} minatar 4x10x10 b32", lambda c=cls: c(IMAGE, (4, 10, 10), 2, cfg_m, device),
+               minatar, IMAGE, cfg_m, 40 * scale) for cls in (BCQ, SQV)]
     hopper = vector_buffer(device, rng, 11, (3,), np.float32, 100)
     cfg_c = SimpleNamespace(**defaults("continuous"))
     cases += [(f"continuous {cls.__name__} 11/3 b100", lambda c=cls: c(11, 3, np.ones(3, np.float32), cfg_c, device),
@@ -237,12 +242,16 @@ def vector_updates(report, args, device, scale):
 
 
 def time_updates(report, args, device, cases):
+    """Each case's updates/s, in each ``--precision`` one after the other (the baseline: float32 only)."""
     for name, make, buffer, kind, cfg_case, calls in cases:
-        agent = make()
-        if hasattr(agent, "augment"):
-            agent.augment = make_augmentation(kind, cfg_case, buffer, device)
-        report.add("updates_per_s", name, timed(lambda: agent.train(buffer), calls, args.repeats, device), calls,
-                   "updates/s")
+        for precision in args.precision if not name.startswith("baseline") else ["fp32"]:
+            agent = make()
+            agent.precision = precision
+            if hasattr(agent, "augment"):
+                agent.augment = make_augmentation(kind, cfg_case, buffer, device)
+            label = name if precision == "fp32" else f"{name} bf16"
+            report.add("updates_per_s", label, timed(lambda: agent.train(buffer), calls, args.repeats, device), calls,
+                       "updates/s")
 
 
 def bench_sampling(report, args, device, scale):
@@ -331,6 +340,8 @@ def main() -> None:
     parser.add_argument("--device", type=str, default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--quick", action="store_true", help="fewer calls and repeats: under 2 minutes")
     parser.add_argument("--baseline", action="store_true", help="also time the original algorithm")
+    parser.add_argument("--precision", nargs="+", choices=("fp32", "bf16"), default=["fp32"],
+                        help="time our learners' updates in these precisions, side by side (see main.py --precision)")
     parser.add_argument("--repeats", type=int, default=None, help="repeats per measurement (default 5, quick 3)")
     parser.add_argument("--num_envs", type=int, nargs="+", default=[32, 64], help="env counts to time generation with")
     parser.add_argument("--buffer_device", type=str, default="cpu", help="where the Atari buffer's frames live")
