@@ -341,7 +341,7 @@ def stage_locks(cfg, writes: str | None, reads: list[str]):
     locks = ExitStack()
     with locks:
         for name, shared in [(writes, False)] * bool(writes) + [(name, True) for name in reads]:
-            locks.enter_context(run_lock(cfg.out_dir, f"{name}_{cfg.setting}", f"the {name} files of {cfg.setting}",
+            locks.enter_context(run_lock(cfg.out_dir, f"{name}_{cfg.setting}", f"the {name} stage of {cfg.setting}",
                                          shared))
         return locks.pop_all()
 

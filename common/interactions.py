@@ -254,15 +254,29 @@ def prepare(cfg) -> str:
     """Build (once) the buffer, the item embeddings and the held-out split of ``--dataset
     interactions:FILE`` under ``buffers/interactions_{tag}_{setting}_*``; returns that prefix."""
     from common import manifest
-    from common.buffers import ReplayBuffer
-    from common.io import atomic_save_npy
+    from common.io import run_lock
 
     path = cfg.dataset.partition(":")[2]
     if not os.path.isfile(path):
         raise UserError(f"--dataset interactions:{path}: no such file")
     prefix = cache_prefix(cfg, path)
-    if os.path.exists(manifest.manifest_path(prefix)) and not os.path.exists(manifest.marker_path(prefix)):
+
+    def built() -> bool:
+        return os.path.exists(manifest.manifest_path(prefix)) and not os.path.exists(manifest.marker_path(prefix))
+
+    if built():
         return prefix
+    with run_lock(os.path.dirname(prefix), os.path.basename(prefix), f"the cache of {path}", wait=True):
+        if not built():  # another run (BCQ beside SQV) may have built it while this one waited
+            build(cfg, path, prefix)
+    return prefix
+
+
+def build(cfg, path: str, prefix: str) -> None:
+    from common import manifest
+    from common.buffers import ReplayBuffer
+    from common.io import atomic_save_npy
+
     log = read_log(path, cfg.rec_columns, cfg.rec_reward)
     for note in log.notes:
         print(f"note: {path}: {note}")
@@ -289,7 +303,6 @@ def prepare(cfg) -> str:
     print(f"[interactions] {path}: {len(log.users)} rows, {len(data.history)} users ({data.skipped} with fewer than "
           f"{cfg.rec_holdout + cfg.rec_history} interactions skipped), {len(embeddings)} items in training; "
           f"{len(state)} transitions → {prefix}_*")
-    return prefix
 
 
 class HeldOut:

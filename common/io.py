@@ -126,19 +126,20 @@ def read_into(f, out: np.ndarray, path: str) -> None:
 
 
 @contextmanager
-def run_lock(out_dir: str, name: str, what: str, shared: bool = False) -> Iterator[None]:
+def run_lock(out_dir: str, name: str, what: str, shared: bool = False, wait: bool = False) -> Iterator[None]:
     """Hold the lock ``{out_dir}/.{name}.lock`` for the block: exclusive for a run that writes ``name``'s
     files, ``shared`` for one that only reads them (runs that read one buffer run side by side). A
     conflicting run stops at once with a one-line error instead of destroying the other's files. The
     lock (``flock``) dies with its process, so a killed run never blocks the next one; the last holder
-    removes the file (and ``out_dir`` if the run created it and left it empty)."""
+    removes the file (and ``out_dir`` if the run created it and left it empty). With ``wait`` a
+    conflicting run waits for the lock instead."""
     path = os.path.join(out_dir, f".{name}.lock")
     created = not os.path.isdir(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB))
         except OSError as err:
             if err.errno not in (errno.EAGAIN, errno.EACCES):
                 os.close(fd)

@@ -634,11 +634,11 @@ def test_two_runs_of_one_setting_cannot_write_at_once(out, capsys):
         live = config.read_bytes()
         code, lines = run_main([*long, "--out_dir", out, "--batch_size", 16], capsys)
         assert code == 2 and len(lines) == 1, lines
-        assert f"the BCQ files of {SETTING} in {out} is in use by another run now (pid {process.pid}:" in lines[0]
+        assert f"the BCQ stage of {SETTING} in {out} is in use by another run now (pid {process.pid}:" in lines[0]
         assert config.read_bytes() == live and checkpoint_of(out, "BCQ")  # its config and checkpoint untouched
         assert run_main([*OFFLINE, "--sqv", "--out_dir", out, "--max_timesteps", 100], capsys)[0] == 0
         code, lines = run_main(["--generate_buffer", "--env", "CartPole-v1", "--out_dir", out], capsys)
-        assert code == 2 and f"the buffer_Default files of {SETTING} in {out} is in use by another run" in lines[0]
+        assert code == 2 and f"the buffer_Default stage of {SETTING} in {out} is in use by another run" in lines[0]
     finally:
         process.kill()
         process.communicate(timeout=60)
