@@ -21,6 +21,7 @@ output goes to ``{out_dir}/sweep/{run}.log``. At the end the results table and p
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import subprocess
 import sys
@@ -147,7 +148,26 @@ def finished_runs(runs: list[Run], out_dir: str) -> tuple[set[str], list[str]]:
             changed.append(run.name)
         elif all(need in done for need in run.needs):
             done.add(run.name)
+    needed = {need for run in runs if run.name not in done for need in run.needs}
+    redo = [run for run in runs if run.name in done and run.name in needed and not outputs_present(run, out_dir)]
+    while redo:  # a finished stage whose files are gone (a fresh clone) runs again for the runs still to do
+        run = redo.pop()
+        done.discard(run.name)
+        redo += [other for other in runs if other.name in run.needs and other.name in done
+                 and not outputs_present(other, out_dir)]
     return done, changed
+
+
+def outputs_present(run: Run, out_dir: str) -> bool:
+    """Whether the files a behavioral or buffer run wrote, which later runs read, are still there
+    (a clone of a study's repository has its markers and results, not its models and buffers)."""
+    env, seed = run.name.split("__")[1:]
+    setting = f"{env}_{seed}"
+    if run.stage == "behavioral":
+        return bool(glob.glob(os.path.join(out_dir, "models", f"behavioral_{glob.escape(setting)}_*")))
+    if run.stage == "buffer":
+        return bool(glob.glob(os.path.join(out_dir, "buffers", f"*_{glob.escape(setting)}_manifest.json")))
+    return True
 
 
 def started(out_dir: str, run: Run) -> str:

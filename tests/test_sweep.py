@@ -29,7 +29,8 @@ def write_config(tmp_path, text=CONFIG):
 
 class FakeRuns:
     """Stands in for ``sweep.execute``: records each run (``record(run)``), fails the runs in ``broken``
-    (only the first time with ``once``) and writes the others' markers as a finished run does."""
+    (only the first time with ``once``) and writes the others' markers (and the behavioral model and
+    buffer manifest a later run reads) as a finished run does."""
 
     def __init__(self, broken=(), once=False, record=lambda run: run.name):
         self.calls, self.broken, self.once, self.record = [], set(broken), once, record
@@ -42,6 +43,12 @@ class FakeRuns:
             return False, "exit 1: error: something broke"
         with open(sweep.marker(out_dir, run), "w") as f:
             f.write(sweep.signature(run) + "\n")
+        env, seed = run.name.split("__")[1:]
+        output = {"behavioral": ("models", f"behavioral_{env}_{seed}_Q"),
+                  "buffer": ("buffers", f"Default_{env}_{seed}_manifest.json")}.get(run.stage)
+        if output:  # the files later runs read
+            os.makedirs(os.path.join(out_dir, output[0]), exist_ok=True)
+            open(os.path.join(out_dir, *output), "w").close()
         return True, "0 s"
 
 
@@ -62,6 +69,28 @@ def test_grid_expands_with_one_buffer_per_env_and_seed_before_its_algorithms(tmp
     assert [r.name for r in subset] == [f"{stage}__{env}__1" for env in ("CartPole-v1",
                                         "DiscreteStochasticDecisionProcess-v0") for stage in ("behavioral", "buffer", "sqv")]
     assert [r.argv for r in subset if r.name == "sqv__CartPole-v1__1"] == [sqv.argv]  # same run, same marker
+
+
+def test_a_finished_stage_whose_files_are_gone_runs_again_for_the_runs_still_to_do(tmp_path):
+    """A clone of a study has its markers, not its models and buffers: adding an algorithm then
+    retrains the behavioral agent and regenerates the buffer (same seed) instead of failing."""
+    config = sweep.load_config(write_config(tmp_path))
+    out = config["out_dir"]
+    os.makedirs(os.path.join(out, "sweep"))
+    first = sweep.expand(config, seeds=[0], algos=["bcq"])
+    for run in first:
+        with open(sweep.marker(out, run), "w") as f:
+            f.write(sweep.signature(run) + "\n")
+    both = sweep.expand(config, seeds=[0], algos=["bcq", "sqv"])
+    done, _ = sweep.finished_runs(both, out)
+    assert done == {f"bcq__{env}__0" for env in ("CartPole-v1", "DiscreteStochasticDecisionProcess-v0")}
+    assert sweep.finished_runs(first, out)[0] == {r.name for r in first}  # nothing to do: nothing reruns
+    for env in ("CartPole-v1", "DiscreteStochasticDecisionProcess-v0"):
+        os.makedirs(os.path.join(out, "models"), exist_ok=True)
+        os.makedirs(os.path.join(out, "buffers"), exist_ok=True)
+        open(os.path.join(out, "models", f"behavioral_{env}_0_Q"), "w").close()
+        open(os.path.join(out, "buffers", f"Default_{env}_0_manifest.json"), "w").close()
+    assert sweep.finished_runs(both, out)[0] == {r.name for r in first}
 
 
 def test_seeds_and_algos_outside_the_config_are_one_line_errors(tmp_path, capsys):
