@@ -135,9 +135,12 @@ def run_lock(out_dir: str, name: str, what: str, shared: bool = False, wait: boo
     conflicting run waits for the lock instead."""
     path = os.path.join(out_dir, f".{name}.lock")
     created = not os.path.isdir(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.makedirs(out_dir, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except (PermissionError, NotADirectoryError, FileExistsError) as err:
+            raise UserError(f"cannot write in {out_dir} ({err.strerror}); choose another --out_dir") from None
         try:
             fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB))
         except OSError as err:
