@@ -547,7 +547,7 @@ def test_a_full_disk_at_a_checkpoint_keeps_the_previous_one(out, capsys, monkeyp
     import errno
 
     from common import checkpoint
-    code, _ = run_main([*OFFLINE, "--out_dir", out], capsys)
+    code, _ = run_main([*OFFLINE, "--out_dir", out, "--max_timesteps", 400], capsys)
     results = out / "results" / f"BCQ_{SETTING}.npy"
     uninterrupted = results.read_bytes()
     real, calls = checkpoint.atomic_torch_save, []
@@ -559,7 +559,7 @@ def test_a_full_disk_at_a_checkpoint_keeps_the_previous_one(out, capsys, monkeyp
         return real(path, obj)
 
     monkeypatch.setattr(checkpoint, "atomic_torch_save", full_disk_at_the_second)
-    code, lines = run_main([*OFFLINE, "--out_dir", out], capsys)
+    code, lines = run_main([*OFFLINE, "--out_dir", out, "--max_timesteps", 400], capsys)
     first = out / "checkpoints" / f"BCQ_{SETTING}" / "step_100"
     assert code == 1 and len(lines) == 1, lines
     assert (f"the disk is full: checkpoint step 200 could not be written" in lines[0]
@@ -567,7 +567,7 @@ def test_a_full_disk_at_a_checkpoint_keeps_the_previous_one(out, capsys, monkeyp
                 "--resume" in lines[0]), lines
     assert checkpoint_of(out, "BCQ") == [first] and not any(".tmp" in p for p in files_under(out))
     monkeypatch.setattr(checkpoint, "atomic_torch_save", real)
-    code, _ = run_main([*OFFLINE, "--out_dir", out, "--resume"], capsys)
+    code, _ = run_main([*OFFLINE, "--out_dir", out, "--max_timesteps", 400, "--resume"], capsys)
     assert code == 0 and results.read_bytes() == uninterrupted
 
 
