@@ -201,8 +201,10 @@ def resolve(args: argparse.Namespace, env: str, max_timesteps: float = 1e6, pres
     if interactions != (env == "InteractionLog-v0"):
         raise UserError("--dataset interactions:FILE trains on a log, and InteractionLog-v0 evaluates on its held-out "
                         "items: give both (--env InteractionLog-v0 --dataset interactions:FILE)")
-    if interactions and cfg["item_embeddings"] is None:
-        cfg["item_embeddings"] = "env"  # the catalog the log's ALS embeddings span
+    cfg["rec_embeddings"] = None
+    if interactions:  # the agent's catalog is the env's: the log's items, embedded by ALS or by the user's .npy
+        cfg["rec_embeddings"] = None if cfg["item_embeddings"] in (None, "env") else cfg["item_embeddings"]
+        cfg["item_embeddings"] = "env"
     if cfg["item_embeddings"] is not None and args.repeat_num is None and continuous:
         cfg["repeat_num"] = 20  # a recommender picks among fewer candidate actions
     if cfg["checkpoint_freq"] is None:

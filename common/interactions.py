@@ -227,6 +227,31 @@ def learn_embeddings(data: Split, dim: int, seed: int) -> np.ndarray:
     return items / np.where(norms > 0, norms, 1.0)
 
 
+def own_embeddings(source: str, raw_items: np.ndarray) -> np.ndarray:
+    """The user's ``--item_embeddings FILE.npy`` for a log: row i is the embedding of raw item id i;
+    the catalog's rows, unit-normalized."""
+    if not os.path.isfile(source):
+        raise UserError(f"--item_embeddings {source}: no such file; give an (item ids, dim) .npy")
+    try:
+        table = np.load(source)
+    except (ValueError, OSError, EOFError) as err:
+        raise UserError(f"--item_embeddings {source}: not a readable .npy ({str(err).splitlines()[0][:80]})") from None
+    if not isinstance(table, np.ndarray) or table.ndim != 2 or not np.issubdtype(table.dtype, np.floating):
+        raise UserError(f"--item_embeddings {source}: expected a float array (item ids, dim) whose row i embeds "
+                        "item id i")
+    if raw_items.min() < 0 or raw_items.max() >= len(table):
+        raise UserError(f"--item_embeddings {source} has {len(table)} rows, but the log's training part holds item id "
+                        f"{int(raw_items.max() if raw_items.max() >= len(table) else raw_items.min())}; row i must "
+                        "embed item id i")
+    rows = table[raw_items].astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    if not (np.isfinite(norms) & (norms > 0)).all():
+        raise UserError(f"--item_embeddings {source}: every embedding of an item in the log must be finite and "
+                        "non-zero, with a finite norm in float32")
+    return rows / norms
+
+
 def transitions(data: Split, embeddings: np.ndarray, history: int):
     """(state, action, next_state, reward, not_done) of every training step from the N-th item on."""
     users, items = data.train_users, data.train_items
@@ -244,8 +269,10 @@ def transitions(data: Split, embeddings: np.ndarray, history: int):
 
 def cache_prefix(cfg, path: str) -> str:
     stat = os.stat(path)
+    own = cfg.rec_embeddings
+    own_key = [os.path.abspath(own), os.stat(own).st_size, os.stat(own).st_mtime_ns] if own else None
     key = json.dumps([os.path.abspath(path), stat.st_size, stat.st_mtime_ns, cfg.rec_columns, cfg.rec_reward,
-                      cfg.rec_history, cfg.rec_holdout, cfg.rec_dim])
+                      cfg.rec_history, cfg.rec_holdout, cfg.rec_dim, own_key])
     tag = hashlib.sha256(key.encode()).hexdigest()[:8]
     return os.path.join(cfg.out_dir, "buffers", f"interactions_{tag}_{cfg.setting}")
 
@@ -281,7 +308,8 @@ def build(cfg, path: str, prefix: str) -> None:
     for note in log.notes:
         print(f"note: {path}: {note}")
     data = split(log, cfg.rec_history, cfg.rec_holdout)
-    embeddings = learn_embeddings(data, cfg.rec_dim, cfg.seed)
+    embeddings = (own_embeddings(cfg.rec_embeddings, data.raw_items) if cfg.rec_embeddings
+                  else learn_embeddings(data, cfg.rec_dim, cfg.seed))
     state, action, next_state, reward, not_done = transitions(data, embeddings, cfg.rec_history)
     if not len(state):
         raise UserError(f"no user has more than --rec_history = {cfg.rec_history} training interactions: no "

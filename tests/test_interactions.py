@@ -170,3 +170,21 @@ def test_a_whole_run_embeddings_bcq_and_the_held_out_table(tmp_path, capsys):
     assert len(prefix) == 1  # embeddings saved beside the cached buffer, used through --item_embeddings env
     assert main.main([*flags, "--sqv"]) == 0  # the cache is reused (no second "[interactions]" line)
     assert "[interactions]" not in capsys.readouterr().out
+
+
+def test_the_user_s_own_embeddings_indexed_by_item_id(tmp_path, capsys):
+    import main
+    path, log = small_log(tmp_path)
+    table = np.random.default_rng(0).normal(size=(log[:, 1].max() + 1, 6)).astype(np.float32)
+    np.save(tmp_path / "mine.npy", table)
+    flags = ["--env", "InteractionLog-v0", "--dataset", f"interactions:{path}", "--out_dir", str(tmp_path / "out"),
+             "--item_embeddings", str(tmp_path / "mine.npy"), "--max_timesteps", "4", "--eval_freq", "4",
+             "--eval_episodes", "2", "--batch_size", "8"]
+    assert main.main(flags) == 0
+    catalog = [p for p in (tmp_path / "out" / "buffers").iterdir() if p.name.endswith("_item_embeddings.npy")]
+    raw = np.load(str(catalog[0]).replace("_item_embeddings.npy", "_raw_items.npy"))
+    expected = table[raw] / np.linalg.norm(table[raw], axis=1, keepdims=True)
+    assert np.allclose(np.load(catalog[0]), expected, atol=1e-6)  # row i of the file embeds item id i
+    np.save(tmp_path / "short.npy", table[:10])
+    assert main.main([*flags[:-8], "--item_embeddings", str(tmp_path / "short.npy"), "--max_timesteps", "4"]) == 2
+    assert "has 10 rows, but the log's training part holds item id" in capsys.readouterr().err
