@@ -26,8 +26,8 @@ class Agent:
     to ``{prefix}_checksums.json``; ``load(prefix)`` checks them first and reads tensors only
     (``weights_only``). Files without a checksum record (the reference code's) load with a notice."""
 
-    def __init__(self, device: torch.device):
-        self.device = device
+    def __init__(self, device: torch.device | str):
+        self.device = torch.device(device)
         self.files: dict[str, torch.nn.Module | torch.optim.Optimizer] = {}
         self.iterations = 0
         self.last_loss: dict[str, torch.Tensor] = {}

@@ -63,33 +63,25 @@ class Linear(nn.Linear):
         return super().forward(x)
 
 
-def full_precision(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``module(x)`` in float32, also inside an autocast region."""
-    if torch.is_autocast_enabled(x.device.type):
-        with torch.autocast(x.device.type, enabled=False):
-            return module(x.float())
-    return module(x)
-
-
-class MLP(nn.Sequential):
-    """`Linear` layers with ReLU between them (none after the last). Under autocast (``--precision
-    bf16``) the hidden layers run in bfloat16 and the output layer in float32, so every network's
-    outputs (Q-values, logits, actions, VAE moments) and what is computed from them (targets,
-    losses) stay float32; the parameters are float32 either way."""
+class OutputLinear(Linear):
+    """The output layer of every network: float32 also inside an autocast region (``--precision bf16``
+    runs the hidden layers in bfloat16), so Q-values, logits, actions and VAE moments, and the
+    targets and losses computed from them, stay float32. Outside autocast it is `Linear`."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        *hidden, output = self
-        for layer in hidden:
-            x = layer(x)
-        return full_precision(output, x)
+        if torch.is_autocast_enabled(x.device.type):
+            with torch.autocast(x.device.type, enabled=False):
+                return super().forward(x.float())
+        return super().forward(x)
 
 
-def mlp(in_dim: int, hidden: Iterable[int], out_dim: int) -> MLP:
+def mlp(in_dim: int, hidden: Iterable[int], out_dim: int) -> nn.Sequential:
+    """`Linear` layers with ReLU between them (none after the last, an `OutputLinear`)."""
     layers: list[nn.Module] = []
     for width in hidden:
         layers += [Linear(in_dim, width), nn.ReLU()]
         in_dim = width
-    return MLP(*layers, Linear(in_dim, out_dim))
+    return nn.Sequential(*layers, OutputLinear(in_dim, out_dim))
 
 
 @torch.no_grad()
