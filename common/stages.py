@@ -17,11 +17,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from common import checkpoint, datasets, manifest
+from common import checkpoint, datasets, interactions, manifest
 from common.agent import DamagedModel
 from common.envs import EnvInfo, make_env
 from common.errors import UserError
 from common.guards import FiniteGuard, Interrupted, stop_on_signals, value_bound
+from common.interactions import InteractionLog
 from common.io import atomic_save_json, atomic_save_npy
 from common.logs import RunLog
 from common.recsys import ItemRecommendation, compare_recommenders, top_k
@@ -433,9 +434,7 @@ def load_buffer(cfg, family, info: EnvInfo, device, rng):
             prefix = datasets.prepare_dqn_replay(cfg, info, location)
             how = f"python main.py --env {cfg.env} --dataset {cfg.dataset} --ckpts {cfg.ckpts} (after deleting {prefix}_*)"
         elif kind == "interactions":
-            from common.interactions import prepare
-
-            prefix = prepare(cfg)
+            prefix = interactions.prepare(cfg)
             how = f"python main.py --env {cfg.env} --dataset {cfg.dataset} (after deleting {prefix}_*)"
         else:
             prefix, how = buffer_prefix(cfg), command(cfg, "--generate_buffer")
@@ -493,10 +492,8 @@ def train_offline(cfg, family, algo: str = "BCQ") -> dict[str, Any]:
     sim = getattr(info.env, "unwrapped", info.env)  # (the Atari preprocessing is no gymnasium wrapper)
     if isinstance(sim, ItemRecommendation):
         recommendation_report(cfg, algo, agent, sim)
-    elif type(sim).__name__ == "InteractionLog":
-        from common.interactions import report
-
-        report(cfg, algo, agent, sim)
+    elif isinstance(sim, InteractionLog):
+        interactions.report(cfg, algo, agent, sim)
     info.env.close()
     return {"stage": algo, "final_return": run.evaluations[-1], "evaluations": run.evaluations,
             "updates": agent.iterations, "seconds": time.time() - start}
