@@ -230,13 +230,10 @@ def learn_embeddings(data: Split, dim: int, seed: int) -> np.ndarray:
 def own_embeddings(source: str, raw_items: np.ndarray) -> np.ndarray:
     """The user's ``--item_embeddings FILE.npy`` for a log: row i is the embedding of raw item id i;
     the catalog's rows, unit-normalized."""
-    if not os.path.isfile(source):
-        raise UserError(f"--item_embeddings {source}: no such file; give an (item ids, dim) .npy")
-    try:
-        table = np.load(source)
-    except (ValueError, OSError, EOFError) as err:
-        raise UserError(f"--item_embeddings {source}: not a readable .npy ({str(err).splitlines()[0][:80]})") from None
-    if not isinstance(table, np.ndarray) or table.ndim != 2 or not np.issubdtype(table.dtype, np.floating):
+    from common.io import read_npy_flag
+
+    table = read_npy_flag("--item_embeddings", source, "an (item ids, dim) .npy")
+    if table.ndim != 2 or not np.issubdtype(table.dtype, np.floating):
         raise UserError(f"--item_embeddings {source}: expected a float array (item ids, dim) whose row i embeds "
                         "item id i")
     if raw_items.min() < 0 or raw_items.max() >= len(table):

@@ -89,6 +89,20 @@ def checksum_problem(path: str, files: list[str]) -> str | None:
     return None
 
 
+def read_npy_flag(flag: str, source: str, what: str) -> np.ndarray:
+    """The array of the ``.npy`` file a flag names (e.g. ``--item_embeddings``), with one-line errors for a
+    missing, unreadable or ``.npz`` file; ``what`` says what the file should hold."""
+    if not os.path.isfile(source):
+        raise UserError(f"{flag} {source}: no such file; give {what}")
+    try:
+        array = np.load(source)
+    except (ValueError, OSError, EOFError) as err:
+        raise UserError(f"{flag} {source}: not a readable .npy ({str(err).splitlines()[0][:80]})") from None
+    if not isinstance(array, np.ndarray):  # an .npz archive
+        raise UserError(f"{flag} {source}: an .npz archive; give one array saved with np.save")
+    return array
+
+
 def read_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
     """(shape, Fortran order, dtype) from the header of an ``np.save`` stream, which it then points past."""
     version = np.lib.format.read_magic(f)

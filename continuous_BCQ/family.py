@@ -1,8 +1,6 @@
 """The continuous family as `common.stages` uses it: DDPG behavioral agent, BCQ/SQV offline agents."""
 from __future__ import annotations
 
-import os
-
 import gymnasium as gym
 import numpy as np
 
@@ -11,6 +9,7 @@ from common.augment import make_augmentation
 from common.buffers import ReplayBuffer
 from common.envs import VECTOR, EnvInfo
 from common.errors import UserError
+from common.io import read_npy_flag
 from continuous_BCQ.bcq import BCQ
 from continuous_BCQ.ddpg import DDPG
 from continuous_BCQ.fqe import FQE
@@ -54,14 +53,7 @@ def item_embeddings(info: EnvInfo, cfg) -> np.ndarray | None:
         if items is None:
             raise UserError(f"env {cfg.env} exposes no item embeddings; pass --item_embeddings FILE.npy")
     else:
-        if not os.path.isfile(source):
-            raise UserError(f"--item_embeddings {source}: no such file; give an (items, dim) .npy or 'env'")
-        try:
-            items = np.load(source)
-        except (ValueError, OSError, EOFError) as err:
-            raise UserError(f"--item_embeddings {source}: not a readable .npy ({str(err).splitlines()[0][:80]})") from None
-        if not isinstance(items, np.ndarray):  # an .npz archive
-            raise UserError(f"--item_embeddings {source}: an .npz archive; give one (items, dim) array saved with np.save")
+        items = read_npy_flag("--item_embeddings", source, "an (items, dim) .npy or 'env'")
     action_dim = info.action_space.shape[0]
     if items.ndim != 2 or items.shape[1] != action_dim or not np.issubdtype(items.dtype, np.floating):
         raise UserError(f"--item_embeddings {source}: expected a float array of shape (items, {action_dim}) "
