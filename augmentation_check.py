@@ -4,7 +4,7 @@
     python augmentation_check.py --env MinAtar/Breakout-v1 --states 1000 --out check.json
     python augmentation_check.py --env MinAtar/Breakout-v1 --buffer buffers/Default_MinAtar_Breakout-v1_0
 
-A MinAtar state is C binary 10×10 channels, one per object type. The shift (`common.augment`)
+A MinAtar state is C binary 10×10 channels, one per object type. The shift (`common.learning.augment`)
 replicate-pads the grid by ``--pad`` cells and crops it back at a uniform offset, so an object on
 the border the content moves away from is duplicated and one on the border it moves towards is
 dropped. For each game this collects ``--states`` states of uniformly random play (or drawn from a
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common.augment import SHIFTS, ObjectPreservingShift, RandomShift, object_counts
+from common.learning.augment import SHIFTS, ObjectPreservingShift, RandomShift, object_counts
 from common.errors import UserError
 
 GAMES = tuple(f"MinAtar/{game}-v1" for game in ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders"))
@@ -44,7 +44,7 @@ class Parser(argparse.ArgumentParser):
 
 def random_play_states(env_id: str, n: int, seed: int) -> np.ndarray:
     """(n, C, 10, 10) uint8 states of uniformly random play (episodes back to back; env and actions seeded)."""
-    from common.envs import make_env
+    from common.envs.make import make_env
 
     env = make_env(env_id).env
     env.action_space.seed(seed)
@@ -61,8 +61,8 @@ def random_play_states(env_id: str, n: int, seed: int) -> np.ndarray:
 
 def buffer_states(prefix: str, env_id: str, n: int, seed: int) -> np.ndarray:
     """Up to n states drawn without replacement (seeded) from the saved buffer ``prefix``."""
-    from common.buffers import ReplayBuffer
-    from common.envs import make_env
+    from common.data.buffers import ReplayBuffer
+    from common.envs.make import make_env
 
     info = make_env(env_id)
     info.env.close()
@@ -111,7 +111,7 @@ def markdown(rows: list[dict]) -> str:
 
 
 def check(envs: list[str], buffer: str | None) -> None:
-    from common.envs import IMAGE, env_kind
+    from common.envs.make import IMAGE, env_kind
 
     for env_id in envs:
         if env_kind(env_id) != IMAGE:

@@ -17,7 +17,7 @@ padded float batch, separate forward passes per view (six for SQV), plain Adam, 
 a time with a batch-1 network call per step. Its rows are marked ``baseline``.
 
 Like main.py, the benchmark first tells glibc's malloc to keep freed memory (see
-`common.runtime.keep_freed_memory`), for the baseline rows too; ``--default_malloc`` leaves the
+`common.training.runtime.keep_freed_memory`), for the baseline rows too; ``--default_malloc`` leaves the
 allocator alone, as the original code runs.
 """
 from __future__ import annotations
@@ -36,13 +36,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from common.augment import RandomShift, augmented_views, make_augmentation
-from common.buffers import FrameStackBuffer, ReplayBuffer
-from common.envs import ATARI, IMAGE, VECTOR, make_env
-from common.params import defaults
-from common.runtime import evaluate, get_device, keep_freed_memory
-from common.stages import interact
-from common.vecenv import make_vec_env
+from common.learning.augment import RandomShift, augmented_views, make_augmentation
+from common.data.buffers import FrameStackBuffer, ReplayBuffer
+from common.envs.make import ATARI, IMAGE, VECTOR, make_env
+from common.training.config import defaults
+from common.training.runtime import evaluate, get_device, keep_freed_memory
+from common.training.stages import interact
+from common.envs.vector import make_vec_env
 from continuous_BCQ.bcq import BCQ as ContinuousBCQ
 from continuous_BCQ.sqv import SQV as ContinuousSQV
 from discrete_SQV.bcq import BCQ
@@ -389,7 +389,7 @@ def bench_dqn_replay(report, args, device, scale):
             for start in range(0, n, 10_000):
                 f.write(images[rng.integers(0, 256, min(10_000, n - start))].tobytes())
         code = ("import resource, time, os, sys; sys.path.insert(0, os.getcwd())\n"
-                "from common.datasets import convert_dqn_replay\n"
+                "from common.data.datasets import convert_dqn_replay\n"
                 f"t = time.time(); convert_dqn_replay({directory!r}, [0], os.path.join({directory!r}, 'out'), (84, 84), 4)\n"
                 "print(time.time() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
         child = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, check=True,

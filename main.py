@@ -36,8 +36,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from common.algorithms import TARGETS, VIEWS
-    from common.params import PARAMETERS
+    from common.learning.algorithms import TARGETS, VIEWS
+    from common.training.config import PARAMETERS
 
     parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     stage = parser.add_mutually_exclusive_group()
@@ -176,10 +176,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def resolve(args: argparse.Namespace, env: str, max_timesteps: float = 1e6, preset: dict | None = None):
     """The run's config: every unset flag from ``preset`` (pipeline) or the env's defaults; the family."""
-    from common.envs import action_space_of, env_kind
+    from common.envs.make import action_space_of, env_kind
     from common.errors import UserError
-    from common.params import PARAMETERS, check_ranges, defaults, not_applicable, profile_of
-    from common.runtime import setting_name
+    from common.training.config import PARAMETERS, check_ranges, defaults, not_applicable, profile_of
+    from common.training.runtime import setting_name
 
     kind = env_kind(env)
     continuous = not hasattr(action_space_of(env), "n")
@@ -225,7 +225,7 @@ def family_for(continuous: bool):
 
 def check(cfg: dict) -> None:
     from common.errors import UserError
-    from common.runtime import get_device
+    from common.training.runtime import get_device
 
     device = get_device(cfg["device"])  # a bad --device fails here, before any file is written
     if cfg["precision"] == "bf16":
@@ -239,14 +239,14 @@ def check(cfg: dict) -> None:
     if cfg["buffer_device"] != "auto":
         get_device(cfg["buffer_device"], "--buffer_device")
     if cfg["dataset"]:
-        from common.datasets import parse, parse_ckpts
+        from common.data.datasets import parse, parse_ckpts
 
         if parse(cfg["dataset"])[0] == "dqn_replay":
             parse_ckpts(cfg["ckpts"])
     if cfg["item_embeddings"] is not None and cfg["profile"] != "continuous":
         raise UserError(f"--item_embeddings applies to continuous-action envs (e.g. ItemRecommendation-v0); "
                         f"{cfg['env']} has discrete actions")
-    from common.augment import SHIFTS
+    from common.learning.augment import SHIFTS
 
     if cfg["aug_shift"] is not None and cfg["aug_shift"] not in SHIFTS:
         raise UserError(f"--aug_shift {cfg['aug_shift']}: expected one of {', '.join(SHIFTS)}")
@@ -279,7 +279,7 @@ def check_writable(out_dir: str) -> None:
 
 def offline_algorithm(cfg):
     """The offline algorithm that --sqv, --aug, --views and --targets select (none of them: BCQ)."""
-    from common import algorithms
+    from common.learning import algorithms
 
     two_views = cfg.sqv or cfg.aug or cfg.views
     return algorithms.offline_algorithm(cfg.views, cfg.targets or ("mean" if cfg.aug else "swap" if two_views else None))
@@ -292,9 +292,9 @@ def banner(stage: str, cfg) -> None:
 
 
 def run_pipeline(args) -> None:
-    from common import stages
-    from common.envs import action_space_of, env_kind
-    from common.params import profile_of
+    from common.training import stages
+    from common.envs.make import action_space_of, env_kind
+    from common.training.config import profile_of
 
     env = args.env or PIPELINE_ENV
     profile = profile_of(env_kind(env), not hasattr(action_space_of(env), "n"))
@@ -351,7 +351,7 @@ def stage_locks(cfg, writes: str | None, reads: list[str]):
 def stage_of(cfg, family):
     """What this command runs: (banner title, the files it writes, the files it reads, the work), the
     files named as their lock is (``behavioral``, ``buffer_Default``, ``BCQ``, ``FQE_SQV``, ...)."""
-    from common import stages
+    from common.training import stages
 
     buffer = f"buffer_{cfg.buffer_name}"
     if cfg.train_behavioral:
@@ -363,13 +363,13 @@ def stage_of(cfg, family):
     if cfg.export_minari:
         return "export a Minari dataset", None, [buffer], lambda: stages.export_minari(cfg, family)
     if cfg.export_policy is not None:
-        from common.export import export_trained_policy
+        from common.reporting.export import export_trained_policy
 
         prefix = cfg.export_policy or offline_algorithm(cfg).prefix
         return (f"export the {prefix} policy", f"export_{prefix}", [prefix],
                 lambda: export_trained_policy(cfg, family, prefix))
     if cfg.fqe:
-        from common.ope import fitted_q_evaluation
+        from common.reporting.ope import fitted_q_evaluation
 
         prefix = cfg.fqe_policy or offline_algorithm(cfg).prefix
         return (f"Fitted Q Evaluation of {prefix}", f"FQE_{prefix}", [prefix, buffer],
@@ -385,15 +385,15 @@ def stage_of(cfg, family):
 def main(argv=None) -> int:
     args = parse_args(argv)
     from common.errors import UserError
-    from common.guards import Interrupted
-    from common.runtime import keep_freed_memory
+    from common.training.guards import Interrupted
+    from common.training.runtime import keep_freed_memory
 
     keep_freed_memory()
     try:
         if args.pipeline:
             run_pipeline(args)
             return 0
-        from common import stages
+        from common.training import stages
 
         cfg, family = resolve(args, args.env or REFERENCE_ENV)
         title, writes, reads, work = stage_of(cfg, family)

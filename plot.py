@@ -4,7 +4,7 @@
     python plot.py --results_dir runs1/results --out_dir figs
     python plot.py --last 3              # a run's final score: the mean of its last 3 evaluations
 
-Every offline algorithm of `common/algorithms.py` that has results is drawn and tabulated (BCQ,
+Every offline algorithm of `common/learning/algorithms.py` that has results is drawn and tabulated (BCQ,
 BCQ+aug, SQV and the two-view arms). Per env: `{env}.png` with their learning curves (mean over
 seeds, shaded 95% percentile bootstrap band over seeds) and the behavioral and buffer-policy returns
 as horizontal lines. Across envs: `curves.png` with every env's curves in one figure (when there are
@@ -12,7 +12,7 @@ several); `summary.png` with each arm's change against BCQ per env, (X − BCQ) 
 seed-mean final returns, and the human-normalized final scores of Atari games. The table
 (`table.md`, also printed) gives per env mean ± sample std over seeds (n) of the behavioral, buffer
 and every arm's returns, and each arm's change against BCQ. Under it, per group of envs (Atari games,
-human-normalized; the other envs with a random score in `common/scores.py` whose behavioral agent
+human-normalized; the other envs with a random score in `common/reporting/scores.py` whose behavioral agent
 beats random play by more than 2 standard errors, behavior-normalized), all over the same envs: the
 IQM over envs × seeds with rliable's stratified-bootstrap 95% CIs, the paired differences X − Y on
 the same buffers with t-intervals, and rliable's probability of improvement; `aggregate.png` shows
@@ -30,9 +30,9 @@ from collections import defaultdict
 
 import numpy as np
 
-from common.algorithms import CONTRASTS, OFFLINE
+from common.learning.algorithms import CONTRASTS, OFFLINE
 from common.io import atomic_open
-from common.scores import (beats, behavior_normalized, bootstrap_mean_ci, human_normalized, interval_estimate,
+from common.reporting.scores import (beats, behavior_normalized, bootstrap_mean_ci, human_normalized, interval_estimate,
                            interval_estimates, iqm,
                            paired_difference, probability_of_improvement, random_score, relative_improvement)
 

@@ -6,7 +6,7 @@
     python sweep.py CONFIG.yaml --no_ray                       # one run after another, without Ray
 
 The config (YAML) names ``out_dir``, ``envs``, ``seeds``, ``algos`` (the names in
-``common/algorithms.py``: bcq, sqv, bcq-aug, own, sqv-clean, clean-own, bcq-aug-clean, sqil), the
+``common/learning/algorithms.py``: bcq, sqv, bcq-aug, own, sqv-clean, clean-own, bcq-aug-clean, sqil), the
 flags of every run (``flags``), per stage (``stages: {behavioral, buffer, offline}``) and per env
 (``env_flags``), ``resources`` per run (``num_cpus``, ``num_gpus``), and optionally ``last_evals`` (the report's
 final score of a run is the mean of its last that many evaluations; default 1). Each env × seed trains one
@@ -28,7 +28,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from common.algorithms import BY_NAME
+from common.learning.algorithms import BY_NAME
 from common.errors import UserError
 
 ROOT = os.path.dirname(os.path.abspath(__file__))

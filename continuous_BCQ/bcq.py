@@ -5,9 +5,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common.buffers import Batch
-from common.nets import adam, frozen_copy
-from common.recsys import top_k, unit
+from common.data.buffers import Batch
+from common.learning.nets import adam, frozen_copy
+from common.envs.recsys import top_k, unit
 from continuous_BCQ.ddpg import ActorCriticAgent, as_tensor
 from continuous_BCQ.networks import VAE, Critic, Perturbation
 

@@ -5,10 +5,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common.agent import Agent
-from common.buffers import Batch
-from common.nets import adam, frozen_copy, soft_update
-from common.runtime import mix_actions
+from common.learning.agent import Agent
+from common.data.buffers import Batch
+from common.learning.nets import adam, frozen_copy, soft_update
+from common.training.runtime import mix_actions
 from continuous_BCQ.networks import Actor, Critic
 
 

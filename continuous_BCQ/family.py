@@ -1,13 +1,13 @@
-"""The continuous family as `common.stages` uses it: DDPG behavioral agent, BCQ/SQV offline agents."""
+"""The continuous family as `common.training.stages` uses it: DDPG behavioral agent, BCQ/SQV offline agents."""
 from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
 
-from common.algorithms import BY_PREFIX
-from common.augment import make_augmentation
-from common.buffers import ReplayBuffer
-from common.envs import VECTOR, EnvInfo
+from common.learning.algorithms import BY_PREFIX
+from common.learning.augment import make_augmentation
+from common.data.buffers import ReplayBuffer
+from common.envs.make import VECTOR, EnvInfo
 from common.errors import UserError
 from common.io import read_npy_flag
 from continuous_BCQ.bcq import BCQ

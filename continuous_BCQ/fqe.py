@@ -6,9 +6,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from common.agent import Agent
-from common.buffers import Batch
-from common.nets import adam, frozen_copy, soft_update
+from common.learning.agent import Agent
+from common.data.buffers import Batch
+from common.learning.nets import adam, frozen_copy, soft_update
 from continuous_BCQ.networks import Critic
 
 

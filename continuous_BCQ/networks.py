@@ -1,6 +1,6 @@
 """Networks of the continuous family (Fujimoto, Meger & Precup 2019, DESIGN §4).
 
-Every MLP is `common.nets.mlp`; ``max_action`` is a per-dimension tensor of the (symmetric)
+Every MLP is `common.learning.nets.mlp`; ``max_action`` is a per-dimension tensor of the (symmetric)
 action bounds, so actions are scaled by the env's own bounds.
 """
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from common.nets import mlp
+from common.learning.nets import mlp
 
 
 class Actor(nn.Module):

@@ -4,15 +4,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from common.buffers import Batch
-from common.swap import two_views
+from common.data.buffers import Batch
+from common.learning.swap import two_views
 from continuous_BCQ.bcq import BCQ
 
 
 class SQV(BCQ):
     """Continuous BCQ whose critics learn from two noise-augmented views, by default with swapped targets.
 
-    ``views``/``targets`` as in `common.swap.two_views`; the default (independent, swap): view k =
+    ``views``/``targets`` as in `common.learning.swap.two_views`; the default (independent, swap): view k =
     (aug(s), aug(s')), all four augmentations independent; y_k is BCQ's target (10 decoded and perturbed actions, λ-soft clipped double Q, max over the 10) from view k's s'.
     critic loss = Σ_k [MSE(Q1(s_k, a), y_other(k)) + MSE(Q2(s_k, a), y_other(k))].
     The VAE and the actor train on the un-augmented batch, as in BCQ.

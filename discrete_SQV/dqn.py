@@ -7,10 +7,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common.buffers import Batch
-from common.agent import Agent
-from common.nets import adam, frozen_copy, soft_update
-from common.runtime import mix_actions
+from common.data.buffers import Batch
+from common.learning.agent import Agent
+from common.learning.nets import adam, frozen_copy, soft_update
+from common.training.runtime import mix_actions
 from discrete_SQV.networks import DiscreteNet
 
 

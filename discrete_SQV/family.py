@@ -1,14 +1,14 @@
-"""The discrete family as `common.stages` uses it: DQN behavioral agent, BCQ/SQV offline agents."""
+"""The discrete family as `common.training.stages` uses it: DQN behavioral agent, BCQ/SQV offline agents."""
 from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
 
-from common.algorithms import BY_PREFIX
-from common.augment import make_augmentation
-from common.buffers import FrameStackBuffer, ReplayBuffer
-from common.envs import ATARI, VECTOR, EnvInfo
-from common.runtime import buffer_device
+from common.learning.algorithms import BY_PREFIX
+from common.learning.augment import make_augmentation
+from common.data.buffers import FrameStackBuffer, ReplayBuffer
+from common.envs.make import ATARI, VECTOR, EnvInfo
+from common.training.runtime import buffer_device
 from common.errors import UserError
 from discrete_SQV.bcq import BCQ
 from discrete_SQV.dqn import DQN

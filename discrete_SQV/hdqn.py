@@ -20,13 +20,13 @@ from collections import deque
 
 import numpy as np
 
-from common.buffers import ReplayBuffer
-from common.envs import VECTOR, make_env
+from common.data.buffers import ReplayBuffer
+from common.envs.make import VECTOR, make_env
 from common.errors import UserError
 from common.io import atomic_save_npy
-from common.logs import RunLog
-from common.runtime import get_device, set_seed
-from common.stages import episodes_path, model_prefix
+from common.training.logs import RunLog
+from common.training.runtime import get_device, set_seed
+from common.training.stages import episodes_path, model_prefix
 from discrete_SQV.dqn import DQN
 
 META_EPS_STEPS = 50_000

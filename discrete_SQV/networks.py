@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from common.envs import ATARI, IMAGE
-from common.nets import mlp
+from common.envs.make import ATARI, IMAGE
+from common.learning.nets import mlp
 
 
 def trunk_for(kind: str, state_shape: tuple) -> tuple[nn.Module, tuple[int, ...]]:
@@ -29,7 +29,7 @@ def trunk_for(kind: str, state_shape: tuple) -> tuple[nn.Module, tuple[int, ...]
 def image_inputs(images: torch.Tensor) -> torch.Tensor:
     """uint8 or float images as float32 channels-last, the layout oneDNN's and cuDNN's convolutions
     run fastest on. Float first, then the transpose if one is needed (0.7 ms for 64 Atari stacks here
-    against 1.1 in one copy); the Atari views that `common.augment.shift_window` cuts on the CPU
+    against 1.1 in one copy); the Atari views that `common.learning.augment.shift_window` cuts on the CPU
     need none."""
     return images.float().contiguous(memory_format=torch.channels_last)
 

@@ -7,8 +7,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common.buffers import Batch
-from common.runtime import mix_actions
+from common.data.buffers import Batch
+from common.training.runtime import mix_actions
 from discrete_SQV.dqn import DQN
 
 

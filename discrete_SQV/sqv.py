@@ -1,15 +1,15 @@
 """SQV: Swapping Target Q-Value (Joo, Baek & Kim 2022, IEEE Access), and its controls."""
 from __future__ import annotations
 
-from common.buffers import Batch
-from common.swap import two_views
+from common.data.buffers import Batch
+from common.learning.swap import two_views
 from discrete_SQV.bcq import BCQ
 
 
 class SQV(BCQ):
     """Discrete BCQ trained on two views of each transition, by default with swapped targets.
 
-    ``views``/``targets`` as in `common.swap.two_views`; the default (independent, swap) is the released
+    ``views``/``targets`` as in `common.learning.swap.two_views`; the default (independent, swap) is the released
     code: view k = (aug(s), aug(s')), all four augmentations independent, y_k view k's BCQ target
     (masked argmax by the online net on view k's s', evaluated by the target net on the same s'), and
     loss = Huber(q(s₁)_a, y₂) + Huber(q(s₂)_a, y₁) + NLL₁ + NLL₂ + 0.01·(mean(i₁²) + mean(i₂²)).
