@@ -1,5 +1,2 @@
-"""Pieces every stage shares: environments, replay buffers, augmentation, runtime helpers.
-
-`utils.py` at the repository root re-exports the public names so that stage code reads as in the
-reference implementation (`utils.make_env`, `utils.ReplayBuffer`, ...).
-"""
+"""The shared layer, one folder per concern, imports going down: errors/io → envs → data → learning →
+training (→ utils.py, the families) → reporting. README, "Layout"."""

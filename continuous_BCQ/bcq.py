@@ -5,14 +5,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common.data.buffers import Batch
-from common.learning.nets import adam, frozen_copy
-from common.envs.recsys import top_k, unit
+from utils import Batch, adam, frozen_copy, top_k, unit
 from continuous_BCQ.ddpg import ActorCriticAgent, as_tensor
 from continuous_BCQ.networks import VAE, Critic, Perturbation
 
 TARGET_SAMPLES = 10   # actions decoded per next state in the target
-ACTING_SAMPLES = 100  # actions decoded per state when acting (default of --repeat_num)
 
 
 class BCQ(ActorCriticAgent):
@@ -34,7 +31,7 @@ class BCQ(ActorCriticAgent):
                  items: np.ndarray | None = None):
         super().__init__(device)
         self.items = None if items is None else unit(torch.as_tensor(items, dtype=torch.float32, device=device))
-        self.repeat_num = int(getattr(cfg, "repeat_num", None) or ACTING_SAMPLES)
+        self.repeat_num = int(cfg.repeat_num)  # actions decoded per state when acting
         max_action_t = torch.as_tensor(np.asarray(max_action, dtype=np.float32), device=device)
         self.actor = Perturbation(state_dim, action_dim, max_action_t, cfg.phi).to(device)
         self.actor_target = frozen_copy(self.actor)

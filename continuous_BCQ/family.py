@@ -4,18 +4,14 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from common.learning.algorithms import BY_PREFIX
-from common.learning.augment import make_augmentation
-from common.data.buffers import ReplayBuffer
-from common.envs.make import VECTOR, EnvInfo
-from common.errors import UserError
-from common.io import read_npy_flag
+from utils import BY_PREFIX, VECTOR, EnvInfo, ReplayBuffer, UserError, make_augmentation, read_npy_flag
 from continuous_BCQ.bcq import BCQ
 from continuous_BCQ.ddpg import DDPG
 from continuous_BCQ.fqe import FQE
 from continuous_BCQ.sqv import SQV
 
 BEHAVIORAL = "DDPG"
+LEARNERS = {"BCQ": BCQ, "SQV": SQV}  # `Algorithm.learner` → class (SQIL is discrete only)
 
 
 def check_env(info: EnvInfo, cfg) -> None:
@@ -45,7 +41,7 @@ def behavioral_agent(info: EnvInfo, cfg, device) -> DDPG:
 
 def item_embeddings(info: EnvInfo, cfg) -> np.ndarray | None:
     """``--item_embeddings``: None, the env's own (``env``) or an (items, action dim) .npy file."""
-    source = getattr(cfg, "item_embeddings", None)
+    source = cfg.item_embeddings
     if source is None:
         return None
     if source == "env":
@@ -72,12 +68,13 @@ def item_embeddings(info: EnvInfo, cfg) -> np.ndarray | None:
 
 
 def offline_agent(algo: str, info: EnvInfo, cfg, device, buffer):
-    items = item_embeddings(info, cfg)
+    """The learner of the offline algorithm whose results prefix is ``algo`` (`common.learning.algorithms`)."""
     algorithm = BY_PREFIX[algo]
-    if algorithm.two_views:
-        return SQV(*dims(info), cfg, device, augment=make_augmentation(info.kind, cfg, buffer, device), items=items,
-                   views=algorithm.views, targets=algorithm.targets)
-    return BCQ(*dims(info), cfg, device, items=items)
+    if algorithm.learner not in LEARNERS:
+        raise UserError(f"{algorithm.label} needs discrete actions; {cfg.env} has a Box action space")
+    two_views = {} if not algorithm.two_views else {"augment": make_augmentation(info.kind, cfg, buffer, device),
+                                                     "views": algorithm.views, "targets": algorithm.targets}
+    return LEARNERS[algorithm.learner](*dims(info), cfg, device, items=item_embeddings(info, cfg), **two_views)
 
 
 def fqe_agent(info: EnvInfo, cfg, device, policy) -> FQE:

@@ -6,9 +6,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from common.learning.agent import Agent
-from common.data.buffers import Batch
-from common.learning.nets import adam, frozen_copy, soft_update
+from utils import Agent, Batch, adam, frozen_copy, soft_update
 from continuous_BCQ.networks import Critic
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from utils import mlp
 
-from common.learning.nets import mlp
 
 
 class Actor(nn.Module):

@@ -4,8 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from common.data.buffers import Batch
-from common.learning.swap import two_views
+from utils import Batch, two_views
 from continuous_BCQ.bcq import BCQ
 
 

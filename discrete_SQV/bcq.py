@@ -6,7 +6,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from common.data.buffers import Batch
+from utils import Batch
 from discrete_SQV.dqn import DQN
 
 

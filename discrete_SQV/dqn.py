@@ -7,10 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common.data.buffers import Batch
-from common.learning.agent import Agent
-from common.learning.nets import adam, frozen_copy, soft_update
-from common.training.runtime import mix_actions
+from utils import Agent, Batch, adam, frozen_copy, mix_actions, soft_update
 from discrete_SQV.networks import DiscreteNet
 
 

@@ -4,12 +4,8 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from common.learning.algorithms import BY_PREFIX
-from common.learning.augment import make_augmentation
-from common.data.buffers import FrameStackBuffer, ReplayBuffer
-from common.envs.make import ATARI, VECTOR, EnvInfo
-from common.training.runtime import buffer_device
-from common.errors import UserError
+from utils import (ATARI, BY_NAME, BY_PREFIX, VECTOR, EnvInfo, FrameStackBuffer, ReplayBuffer, UserError, buffer_device,
+                   make_augmentation)
 from discrete_SQV.bcq import BCQ
 from discrete_SQV.dqn import DQN
 from discrete_SQV.fqe import FQE
@@ -17,7 +13,8 @@ from discrete_SQV.sqil import SQIL, DemoMix
 from discrete_SQV.sqv import SQV
 
 BEHAVIORAL = "DQN"
-__all__ = ["BEHAVIORAL", "DemoMix", "behavioral_agent", "check_env", "fqe_agent", "make_buffer", "offline_agent", "sqil_agent"]
+LEARNERS = {"BCQ": BCQ, "SQV": SQV, "SQIL": SQIL}  # `Algorithm.learner` → class
+__all__ = ["BEHAVIORAL", "LEARNERS", "DemoMix", "behavioral_agent", "check_env", "fqe_agent", "make_buffer", "offline_agent", "sqil_agent"]
 
 
 def check_env(info: EnvInfo, cfg) -> None:
@@ -39,16 +36,15 @@ def behavioral_agent(info: EnvInfo, cfg, device) -> DQN:
 
 
 def offline_agent(algo: str, info: EnvInfo, cfg, device, buffer):
+    """The learner of the offline algorithm whose results prefix is ``algo`` (`common.learning.algorithms`)."""
     algorithm = BY_PREFIX[algo]
-    if algorithm.two_views:
-        return SQV(info.kind, info.state_shape, info.action_space.n, cfg, device,
-                   augment=make_augmentation(info.kind, cfg, buffer, device),
-                   views=algorithm.views, targets=algorithm.targets)
-    return BCQ(info.kind, info.state_shape, info.action_space.n, cfg, device)
+    two_views = {} if not algorithm.two_views else {"augment": make_augmentation(info.kind, cfg, buffer, device),
+                                                     "views": algorithm.views, "targets": algorithm.targets}
+    return LEARNERS[algorithm.learner](info.kind, info.state_shape, info.action_space.n, cfg, device, **two_views)
 
 
 def sqil_agent(info: EnvInfo, cfg, device) -> SQIL:
-    return SQIL(info.kind, info.state_shape, info.action_space.n, cfg, device)
+    return LEARNERS[BY_NAME["sqil"].learner](info.kind, info.state_shape, info.action_space.n, cfg, device)
 
 
 def fqe_agent(info: EnvInfo, cfg, device, policy) -> FQE:

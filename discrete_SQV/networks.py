@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from utils import ATARI, IMAGE, mlp
 
-from common.envs.make import ATARI, IMAGE
-from common.learning.nets import mlp
 
 
 def trunk_for(kind: str, state_shape: tuple) -> tuple[nn.Module, tuple[int, ...]]:

@@ -7,8 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common.data.buffers import Batch
-from common.training.runtime import mix_actions
+from utils import Batch, mix_actions
 from discrete_SQV.dqn import DQN
 
 

@@ -1,8 +1,7 @@
 """SQV: Swapping Target Q-Value (Joo, Baek & Kim 2022, IEEE Access), and its controls."""
 from __future__ import annotations
 
-from common.data.buffers import Batch
-from common.learning.swap import two_views
+from utils import Batch, two_views
 from discrete_SQV.bcq import BCQ
 
 

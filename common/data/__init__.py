@@ -1,2 +1,4 @@
-"""Offline data: replay buffers in the reference formats (`buffers`), their manifests (`manifest`), the
-field's datasets (`datasets`: DQN Replay, D4RL, Minari) and logged interactions (`interactions`)."""
+"""Offline data, bottom to top: what a learner gets (`batch`), a saved buffer's files (`stored`, `chunks`),
+the replay buffers (`frame_stack`; `buffers`, their public face), their manifests (`manifest`), the
+field's datasets (`datasets`, `dqn_replay`) and logged interactions (`interaction_log`, `heldout`;
+`interactions`, their entry)."""

@@ -16,8 +16,12 @@ import time
 
 import numpy as np
 
+from common.data.buffers import FrameStackBuffer, ReplayBuffer
+from common.data.stored import Saved
 from common.errors import UserError
 from common.io import atomic_save_json, sha256
+
+Buffer = ReplayBuffer | FrameStackBuffer
 
 FORMAT_VERSION = 1
 
@@ -57,13 +61,14 @@ def begin(prefix: str) -> None:
         f.write("a buffer is being written here; if no process is writing it, it is incomplete\n")
 
 
-def finish(prefix: str, paths: list[str], cfg, info, buffer, extra: dict | None = None) -> str:
-    """Write the manifest (the last file of a buffer) and remove the in-progress marker."""
-    state = buffer.state if hasattr(buffer, "state") else buffer.frames
+def finish(prefix: str, paths: list[str], cfg, info, buffer: Buffer | Saved, extra: dict | None = None) -> str:
+    """Write the manifest (the last file of a buffer) and remove the in-progress marker. ``buffer`` is
+    the buffer written, or for files written without one (a converted dataset) its `Saved` record."""
+    saved = buffer if isinstance(buffer, Saved) else buffer.saved()
     record = {
         "format_version": FORMAT_VERSION, "env": cfg.env, "kind": info.kind, "state_shape": list(info.state_shape),
-        "state_dtype": str(np.dtype(str(state.dtype).replace("torch.", ""))), "action_space": describe(info.action_space),
-        "size": int(buffer.size), "ptr": int(buffer.ptr), "command": cfg.command,
+        "state_dtype": saved.state_dtype, "action_space": describe(info.action_space),
+        "size": saved.size, "ptr": saved.ptr, "command": cfg.command,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "files": {os.path.basename(path): sha256(path) for path in paths}, **(extra or {}),
     }
@@ -114,25 +119,8 @@ def verify(prefix: str, cfg, info, how_to_create: str) -> None:
 
 
 def loaded_files(prefix: str, info) -> list[str]:
-    """The files that loading the buffer at ``prefix`` reads (`common.data.buffers`), each of which its
-    manifest must list: the whole-transition files, or for Atari the frame-stack files and the frame
-    chunks covering the stored rows (their ends follow from the rows of ``_reward.npy`` and the chunk
-    size in ``_replay_info.npy``, which come first in the list: the caller trusts the chunks only
-    when those two are listed, and so checked)."""
+    """The files that loading the buffer at ``prefix`` reads, each of which its manifest must list
+    (`ReplayBuffer.files`, `FrameStackBuffer.files`)."""
     from common.envs.make import ATARI
 
-    if info.kind != ATARI:
-        return [f"{prefix}_{name}.npy" for name in ("state", "action", "next_state", "reward", "not_done", "ptr")]
-    names = ["action", "reward", "not_done", "first_timestep", "replay_info"]
-    paths = [f"{prefix}_{name}.npy" for name in names + (["valid"] if os.path.exists(f"{prefix}_valid.npy") else [])]
-    try:
-        rows = np.load(f"{prefix}_reward.npy", mmap_mode="r").shape[0]
-        chunk = int(np.load(f"{prefix}_replay_info.npy")[1])
-    except (ValueError, OSError, EOFError, IndexError, TypeError):
-        return paths  # unlisted (refused above) or missing: loading names the file
-    start = 0
-    while chunk > 0 and start < rows:
-        end = min(start + chunk, rows + 1)
-        paths.append(f"{prefix}_state_{end}.npy")
-        start = end
-    return paths
+    return (FrameStackBuffer if info.kind == ATARI else ReplayBuffer).files(prefix)

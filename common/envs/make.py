@@ -1,6 +1,6 @@
 """Environment creation (DESIGN §2, §5).
 
-`make_env(env_id, cfg)` returns the environment plus what the rest of the code needs to know about
+`make_env(env_id, cfg)` (``cfg``: a run's config, read through `EnvOptions`) returns the environment plus what the rest of the code needs to know about
 it: its kind (``atari`` / ``image`` / ``vector``), the state shape the networks see and the action
 space. Atari envs get the reference preprocessing (frame skip, max-pool over the last two raw
 frames, grayscale 84×84, a 4-frame stack with index 0 newest and zeros at reset); MinAtar grids
@@ -9,7 +9,7 @@ become channels-first uint8 images; everything else is passed through.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import ale_py
@@ -31,6 +31,30 @@ ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # no version banner 
 gym.logger.min_level = gym.logger.ERROR  # old ids get our own message instead of a deprecation warning
 
 ATARI, IMAGE, VECTOR = "atari", "image", "vector"
+ATARI_EPISODE_STEPS = 27_000  # the reference truncation of an Atari episode, in agent steps
+
+
+@dataclass(frozen=True)
+class EnvOptions:
+    """What env creation reads of a run's config: the Atari preprocessing (the reference values, which the
+    Atari column of `common.training.config.PARAMETERS` takes from here), a time limit (None: the env's own;
+    Atari `ATARI_EPISODE_STEPS`) and the prepared log InteractionLog-v0 evaluates on."""
+    frame_skip: int = 4
+    frame_size: int = 84
+    state_history: int = 4
+    done_on_life_loss: bool = False
+    max_episode_timesteps: int | None = None
+    interaction_cache: str | None = None
+
+    @classmethod
+    def of(cls, cfg: Any) -> "EnvOptions":
+        """The options of ``cfg`` (a `Config`, any object with these attributes, or None); a missing or
+        None attribute keeps the default above."""
+        given = {f.name: getattr(cfg, f.name, None) for f in fields(cls)} if cfg is not None else {}
+        return cls(**{name: value for name, value in given.items() if value is not None})
+
+    def atari_episode_steps(self) -> int:
+        return int(self.max_episode_timesteps or ATARI_EPISODE_STEPS)
 
 
 def _newer_version(env_id: str) -> str | None:
@@ -180,17 +204,15 @@ def make_env(env_id: str, cfg: Any = None) -> EnvInfo:
     optional ``max_episode_timesteps`` that replaces the registered time limit.
     """
     kind = env_kind(env_id)
-    get = (lambda name, default: getattr(cfg, name, default) if cfg is not None else default)
+    options = EnvOptions.of(cfg)
     if kind == ATARI:
-        env = AtariPreprocessing(env_id, get("frame_skip", 4), get("frame_size", 84), get("state_history", 4),
-                                 get("done_on_life_loss", False), get("max_episode_timesteps", 27_000))
+        env = AtariPreprocessing(env_id, options.frame_skip, options.frame_size, options.state_history,
+                                 options.done_on_life_loss, options.atari_episode_steps())
     else:
-        limit = get("max_episode_timesteps", None)
+        limit = options.max_episode_timesteps
         kwargs = {} if limit is None else {"max_episode_steps": int(limit)}
-        if env_id == "InteractionLog-v0" and (get("dataset", None) or "").startswith("interactions:"):
-            from common.data.interactions import prepare
-
-            kwargs["cache"] = prepare(cfg)
+        if env_id == "InteractionLog-v0" and options.interaction_cache:
+            kwargs["cache"] = options.interaction_cache
         env = _make(env_id, **kwargs)
         if kind == IMAGE:
             env = ChannelsFirst(env)

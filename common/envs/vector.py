@@ -11,7 +11,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from common.envs.make import ATARI, env_kind, make_env
+from common.envs.make import ATARI, EnvOptions, env_kind, make_env
 
 
 class VecEnv:
@@ -67,16 +67,16 @@ class AtariVecEnv(VecEnv):
         from ale_py.vector_env import AtariVectorEnv
 
         spec = gym.spec(env_id)
-        get = (lambda name, default: getattr(cfg, name, default) if cfg is not None else default)
-        frame_skip, size = int(get("frame_skip", 4)), int(get("frame_size", 84))
+        options = EnvOptions.of(cfg)
         self.envs = AtariVectorEnv(
             spec.kwargs["game"], n, num_threads=0, noop_max=0, use_fire_reset=False, reward_clipping=False,
             episodic_life=False, repeat_action_probability=float(spec.kwargs.get("repeat_action_probability", 0.0)),
-            frameskip=frame_skip, img_height=size, img_width=size, stack_num=int(get("state_history", 4)),
-            max_num_frames_per_episode=int(get("max_episode_timesteps", 27_000)) * frame_skip)
+            frameskip=options.frame_skip, img_height=options.frame_size, img_width=options.frame_size,
+            stack_num=options.state_history,
+            max_num_frames_per_episode=options.atari_episode_steps() * options.frame_skip)
         self.num_envs = n
         self.action_space = self.envs.single_action_space
-        self.done_on_life_loss = bool(get("done_on_life_loss", False))
+        self.done_on_life_loss = options.done_on_life_loss
         self.lives = np.zeros(n, np.int64)
 
     def reset(self, mask=None, seeds=None):

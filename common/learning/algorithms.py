@@ -1,6 +1,7 @@
-"""The offline algorithms, defined once: each one's name (sweep configs), command-line flags, results
-file prefix, label (tables and figures) and, for the two-view learners, its view formulation and
-target rule. main.py, plot.py, sweep.py and both families read this table.
+"""The algorithms, defined once: each one's name (sweep configs), command-line flags, results file
+prefix, label and color (tables and figures), learner (the class each family maps it to: the families'
+``LEARNERS``) and, for the two-view learners, its view formulation and target rule. main.py, plot.py,
+sweep.py and both families read this table; adding an algorithm is one line here plus its learner.
 
 Two-view learners (DESIGN §4) train on two views of every sampled transition:
 - views ``independent`` (the released SQV code): view k = (aug s, aug s'), all four augmentations
@@ -23,6 +24,7 @@ class Algorithm:
     label: str                # tables and figures
     color: str                # figures (a matplotlib color)
     flags: tuple[str, ...]    # main.py's flags that select it
+    learner: str = "BCQ"      # its class in each family's LEARNERS
     views: str | None = None  # None: BCQ's single un-augmented view
     targets: str | None = None
     stage: str = "offline"    # the sweep stage that runs it
@@ -33,7 +35,8 @@ class Algorithm:
 
 
 def _arm(name: str, prefix: str, label: str, color: str, views: str, targets: str, flags=None) -> Algorithm:
-    return Algorithm(name, prefix, label, color, tuple(flags or ("--views", views, "--targets", targets)), views, targets)
+    return Algorithm(name, prefix, label, color, tuple(flags or ("--views", views, "--targets", targets)), "SQV",
+                     views, targets)
 
 
 ALGORITHMS: tuple[Algorithm, ...] = (
@@ -44,7 +47,7 @@ ALGORITHMS: tuple[Algorithm, ...] = (
     _arm("sqv-clean", "SQVclean", "SQV-clean", "tab:purple", "clean", "swap"),
     _arm("clean-own", "SQVcleanOwn", "clean-own", "tab:brown", "clean", "own"),
     _arm("bcq-aug-clean", "BCQaugClean", "BCQ+aug-clean", "tab:olive", "clean", "mean"),
-    Algorithm("sqil", "SQIL", "SQIL", "tab:gray", ("--sqil",), stage="sqil"),
+    Algorithm("sqil", "SQIL", "SQIL", "tab:gray", ("--sqil",), "SQIL", stage="sqil"),
 )
 OFFLINE = tuple(a for a in ALGORITHMS if a.stage == "offline")
 BY_NAME = {a.name: a for a in ALGORITHMS}

@@ -55,13 +55,8 @@ def shift_window(window: StackWindow, copies: int, offsets: torch.Tensor, pad: i
 
     On the CPU, Atari's stacks of 4 uint8 frames come out channels-last, the layout the networks
     take: each pixel's 4 frames are packed into one 32-bit word (frame k in byte k) and the crops move
-    words, so the networks' float copy needs no transpose. Measured here (medians, interleaved A/B,
-    channels-last against plain crops, before the packing was made in place, 0.25 ms cheaper): the
-    crops alone of a batch of 32 (s and s' twice each) 0.89 against 0.49 ms, the crops and the float
-    copy 1.5 against 2.5 ms, a whole SQV update 30.9 against 32.5 ms. On a GPU the crops stay plain:
-    there the transposing copy is one kernel, and the packing's dozen small kernels would lengthen an
-    update bound by kernel launches (on H100s, two runs on different machines: sample + augment
-    1.24 ms with this packing, 0.66 ms with an earlier one of fewer kernels).
+    words, so the networks' float copy needs no transpose. On a GPU the crops stay plain (one
+    transposing kernel beats the packing's dozen small ones). Measurements: README, "Speed notes".
     """
     frames, masks = window
     b, depth, h, w = frames.shape
@@ -75,7 +70,7 @@ def shift_window(window: StackWindow, copies: int, offsets: torch.Tensor, pad: i
         f = frames.to(torch.int32)
         f[:, 1:4] <<= torch.tensor([8, 16, 24], dtype=torch.int32, device=device).view(1, 3, 1, 1)
         words = torch.empty((b, 2, h, w), dtype=torch.int32, device=device)
-        s_prime, s = words[:, 0], words[:, 1]  # in place: fewer temporaries (0.50 against 0.75 ms here)
+        s_prime, s = words[:, 0], words[:, 1]  # in place: fewer temporaries
         torch.bitwise_or(f[:, 0], f[:, 1], out=s_prime).bitwise_or_(f[:, 2]).bitwise_or_(f[:, 3])  # frames 0-3
         torch.bitwise_right_shift(s_prime, 8, out=s).bitwise_and_(0xFFFFFF).bitwise_or_(f[:, 4] << 24)  # 1-4
         views = _crops(replicate_pad(words, pad), 1, h, w, (sample * 2 + is_s.long()) * (hp * wp) + offset)

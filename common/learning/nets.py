@@ -45,11 +45,8 @@ class Linear(nn.Linear):
 
     Same parameters, state_dict and math (float32 products; only the summation order inside a
     product differs, as between any two BLAS kernels). Why: PyTorch's CPU wheels do float32 matmuls
-    with MKL, which on this project's 2-core AMD EPYC (AVX-512) reaches ~185 GFLOP/s on a 1024³
-    product where oneDNN, which also runs the convolutions, reaches ~340 (MKL is known to pick slower
-    kernels on non-Intel CPUs). Measured there (torch 2.13): Atari's 3136→512 layer at batch 64
-    forward 0.73 vs 1.46 ms, forward + backward 3.1 vs 5.9 ms; on small products oneDNN's fixed cost
-    loses (256→256 at batch 64: 0.36 vs 0.25 ms), hence the threshold on batch × in × out.
+    with MKL, which picks slower kernels than oneDNN on non-Intel CPUs for large products; on small ones
+    oneDNN's fixed cost loses, hence the threshold on batch × in × out. Measurements: README, "Speed notes".
 
     The oneDNN path is first-order only: under autocast, and for double backward or ``torch.func``
     transforms (none of which this project uses), products take the plain path or raise a clear error.

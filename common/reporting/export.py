@@ -220,7 +220,8 @@ def export_trained_policy(cfg, family, algo_prefix: str) -> list[str]:
     A recommender (``--item_embeddings`` on ItemRecommendation-v0) exports its top-k lists (the env's k);
     on other envs an ``--item_embeddings`` agent exports its action vectors, which those envs take."""
     from common.envs.recsys import ItemRecommendation
-    from common.training.stages import model_prefix, open_env
+    from common.training.paths import model_prefix
+    from common.training.sources import open_env
 
     check_acting_flags(cfg, algo_prefix)
     info = open_env(cfg, family)

@@ -20,7 +20,10 @@ from common.training.guards import stop_on_signals
 from common.io import atomic_save_json
 from common.training.logs import RunLog
 from common.training.runtime import evaluate, get_device, set_seed
-from common.training.stages import Run, load_buffer, open_env, progress, save_config, train_step
+from common.training.paths import save_config
+from common.training.progress import progress
+from common.training.run import Run, train_step
+from common.training.sources import load_buffer, open_env
 from common.reporting.trained import check_acting_flags, trained_agent
 from common.envs.vector import make_vec_env
 

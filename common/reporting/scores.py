@@ -39,7 +39,7 @@ ATARI_HUMAN = {
 
 # Random play: the mean return of uniformly random actions over 100 episodes (env seeds 1000-1099) with
 # this project's env settings, and its standard error (std / √100), from
-# `common.envs.make.random_policy_returns`; tests/test_plot.py re-measures two of them.
+# `common.envs.make.random_policy_returns`; tests/reporting/test_scores.py re-measures two of them.
 RANDOM_SCORES = {
     "MinAtar/Asterix-v1": (0.59, 0.110), "MinAtar/Breakout-v1": (0.31, 0.059), "MinAtar/Freeway-v1": (0.38, 0.067),
     "MinAtar/Seaquest-v1": (0.10, 0.033), "MinAtar/SpaceInvaders-v1": (4.46, 0.368), "CartPole-v1": (22.54, 1.065),
@@ -91,9 +91,9 @@ def human_normalized(env: str, score):
     return (np.asarray(score, dtype=float) - ATARI_RANDOM[game]) / (ATARI_HUMAN[game] - ATARI_RANDOM[game])
 
 
-def relative_improvement(sqv: float, bcq: float) -> float:
-    """(SQV − BCQ) / |BCQ|, from the seed-mean final returns (the SQV paper's per-game figure)."""
-    return (sqv - bcq) / abs(bcq) if bcq != 0 else float("nan")
+def relative_improvement(score: float, baseline: float) -> float:
+    """(X − BCQ) / |BCQ| of the seed-mean final returns (the SQV paper's per-game figure); nan where BCQ's is 0."""
+    return (score - baseline) / abs(baseline) if baseline != 0 else float("nan")
 
 
 def bootstrap_mean_ci(samples: np.ndarray, rng: np.random.Generator, reps: int = 2000, level: float = 0.95):

@@ -16,7 +16,7 @@ def trained_agent(cfg, family, info, device, algo_prefix: str):
     Two-view learners (SQV, BCQ+aug, ...) are built as BCQ: the same networks, file names and acting
     (their augmentation, which would need the buffer, only changes training)."""
     from common.learning.algorithms import BY_PREFIX
-    from common.training.stages import model_prefix
+    from common.training.paths import model_prefix
 
     if algo_prefix == "behavioral":
         agent, how = family.behavioral_agent(info, cfg, device), "--train_behavioral"

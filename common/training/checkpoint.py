@@ -3,7 +3,7 @@
 A checkpoint is a folder ``checkpoints/{stage}_{setting}/step_{N}`` holding ``state.pt``: every
 network, target network and optimizer of the agent, its iteration counter, the RNG states of
 Python, NumPy, torch (CPU and CUDA) and of the run's own generator (buffer sampling, exploration),
-the evaluation history and the log rows; an online stage adds its replay buffer (reference files).
+the evaluation history and the log rows; an online stage adds its replay buffers (reference files).
 The folder is written under a temporary name, with ``checksums.json`` (the SHA-256 of every file
 in it), and renamed into place, so the newest ``step_*`` folder is always complete; the older one
 is removed after it lands (a disk that fills up meanwhile leaves it intact), and all of them once
@@ -19,12 +19,13 @@ import os
 import random
 import shutil
 import tempfile
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 from common.errors import UserError
+from common.learning.agent import Agent
 from common.io import atomic_torch_save, checksum_problem, record_checksums
 
 CHECKSUMS = "checksums.json"
@@ -53,16 +54,30 @@ def restore_rng_states(states: dict[str, Any], rng: np.random.Generator) -> None
     rng.bit_generator.state = states["generator"]
 
 
+@runtime_checkable
+class Stateful(Protocol):
+    """What keeps its state as torch modules and optimizers do (h-DQN's goal statistics too)."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> Any: ...
+
+
 def agent_state(agent) -> dict[str, Any]:
-    """Every module and optimizer the agent holds (targets included), and its iteration counter."""
-    parts = {name: value.state_dict() for name, value in vars(agent).items()
-             if isinstance(value, (torch.nn.Module, torch.optim.Optimizer))}
+    """Every module and optimizer the agent holds (targets included), the state of the learners it
+    holds (h-DQN's two DQNs), and its iteration counter."""
+    parts = {name: agent_state(value) if isinstance(value, Agent) else value.state_dict()
+             for name, value in vars(agent).items() if isinstance(value, (Agent, Stateful))}
     return {"parts": parts, "iterations": agent.iterations}
 
 
 def load_agent_state(agent, state: dict[str, Any]) -> None:
     for name, value in state["parts"].items():
-        getattr(agent, name).load_state_dict(value)
+        part = getattr(agent, name)
+        if isinstance(part, Agent):
+            load_agent_state(part, value)
+        else:
+            part.load_state_dict(value)
     agent.iterations = state["iterations"]
 
 
@@ -75,16 +90,17 @@ class DiskFull(UserError):
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
-def save(cfg, stage: str, step: int, state: dict[str, Any], buffer=None) -> str:
+def save(cfg, stage: str, step: int, state: dict[str, Any], buffers: dict[str, Any]) -> str:
     """Write checkpoint ``step`` atomically (temporary folder with the SHA-256 of every file, then
-    rename); drop the older ones only once it landed. A full disk leaves the previous one as it was."""
+    rename), each of ``buffers`` under its name; drop the older ones only once it landed. A full
+    disk leaves the previous one as it was."""
     root = checkpoint_dir(cfg, stage)
     os.makedirs(root, exist_ok=True)
     final = os.path.join(root, f"step_{step}")
     tmp = tempfile.mkdtemp(dir=root, prefix=f".step_{step}.", suffix=".tmp")
     try:
-        if buffer is not None:
-            buffer.save(os.path.join(tmp, "buffer"))
+        for name, buffer in buffers.items():
+            buffer.save(os.path.join(tmp, name))
         atomic_torch_save(os.path.join(tmp, "state.pt"), {"step": step, **state})
         record_checksums(os.path.join(tmp, CHECKSUMS), [os.path.join(tmp, name) for name in sorted(os.listdir(tmp))])
         if os.path.exists(final):

@@ -1,16 +1,23 @@
-"""Every hyperparameter of every stage: one table for the flags, the defaults and the README.
+"""The run's config: every hyperparameter in one table (`PARAMETERS`: flags, defaults, valid ranges, the
+README's table), the typed `Config` built from it and from the other flags (`common.training.flags`), and
+`resolve`, which fills a parsed command line into a checked `Config`.
 
-Each entry: name → (type, Atari default, regular default, continuous default, help). The env picks
-the column (DESIGN §3): Atari ids the first, other discrete-action envs the second, Box-action envs
+Each `PARAMETERS` entry: name → (type, Atari default, regular default, continuous default, help). The env
+picks the column (DESIGN §3): Atari ids the first, other discrete-action envs the second, Box-action envs
 the third. A flag given on the command line wins. ``None`` means "not used by this family".
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, make_dataclass
 
-from common.envs.make import ATARI, IMAGE
+from common.envs.make import ATARI, ATARI_EPISODE_STEPS, IMAGE, EnvOptions, action_space_of, env_kind
 from common.errors import UserError
+from common.training.flags import FLAGS, REC_DEFAULTS
+from common.training.runtime import get_device, setting_name
 
 ATARI_PROFILE, REGULAR, CONTINUOUS = "atari", "regular", "continuous"
 PROFILES = (ATARI_PROFILE, REGULAR, CONTINUOUS)
@@ -46,12 +53,12 @@ PARAMETERS: dict[str, tuple] = {
                                          "kept (20 when --item_embeddings is given)"),
     "phi": (float, None, None, 0.05, "continuous BCQ: perturbation bound, a fraction of max_action"),
     # Atari preprocessing
-    "frame_skip": (int, 4, None, None, "Atari: repeat each action this many frames"),
-    "frame_size": (int, 84, None, None, "Atari: frames are resized to this square size"),
-    "state_history": (int, 4, None, None, "Atari: frames per state"),
-    "done_on_life_loss": (bool, False, None, None, "Atari: a lost life ends the episode"),
+    "frame_skip": (int, EnvOptions.frame_skip, None, None, "Atari: repeat each action this many frames"),
+    "frame_size": (int, EnvOptions.frame_size, None, None, "Atari: frames are resized to this square size"),
+    "state_history": (int, EnvOptions.state_history, None, None, "Atari: frames per state"),
+    "done_on_life_loss": (bool, EnvOptions.done_on_life_loss, None, None, "Atari: a lost life ends the episode"),
     "reward_clipping": (bool, True, False, False, "learn from clip(r, -1, 1) (evaluation reports raw returns)"),
-    "max_episode_timesteps": (int, 27_000, None, None,
+    "max_episode_timesteps": (int, ATARI_EPISODE_STEPS, None, None,
                               "truncate episodes after this many agent steps (others: the env's own limit)"),
     # SQV augmentation
     "aug_pad": (int, 4, 1, None, "SQV on images: random-shift padding in pixels (regular column: MinAtar)"),
@@ -144,3 +151,114 @@ def defaults(profile: str, kind: str | None = None, env: str | None = None) -> d
         values["aug_noise"] = None
     values.update(ENV_DEFAULTS.get(env, {}))
     return values
+
+
+# --- the typed config ---------------------------------------------------------------------------
+DERIVED = (("kind", str), ("profile", str), ("default_buffer_name", str), ("rec_embeddings", "str | None"),
+           ("setting", str), ("command", str))
+
+
+def _interaction_cache(cfg) -> str | None:
+    """The prepared cache of ``--dataset interactions:FILE`` (built once, under a lock), which
+    InteractionLog-v0 evaluates on (`common.envs.make.EnvOptions`); None for every other run."""
+    if not (cfg.dataset or "").startswith("interactions:"):
+        return None
+    from common.data.interactions import prepare
+
+    return prepare(cfg)
+
+
+# One field per flag (`common.training.flags.FLAGS`, in the parser's order), per hyperparameter
+# (`PARAMETERS`) and per derived value; ``vars(cfg)`` is the resolved config saved beside the results.
+Config = make_dataclass(
+    "Config",
+    [(f.name, f"{f.type.__name__} | None") for f in FLAGS]
+    + [(name, f"{entry[0].__name__} | None") for name, entry in PARAMETERS.items()] + list(DERIVED),
+    namespace={"__doc__": "Every flag and hyperparameter of a run, resolved (`resolve`).",
+               "interaction_cache": property(_interaction_cache)})
+
+
+def resolve(args, env: str, max_timesteps: float = 1e6, preset: dict | None = None) -> Config:
+    """The run's config: every unset flag from ``preset`` (pipeline) or the env's defaults, checked."""
+    kind = env_kind(env)
+    continuous = not hasattr(action_space_of(env), "n")
+    profile = profile_of(kind, continuous)
+    base = defaults(profile, kind, env)
+    unused = [name for name in PARAMETERS if getattr(args, name) is not None and not_applicable(name, base)]
+    if unused:
+        raise UserError(f"--{unused[0]} does not apply to {env} ({profile} env, {kind} observations); drop it")
+    cfg = dict(vars(args), env=env, kind=kind, profile=profile, default_buffer_name=base["buffer_name"])
+    for name, value in {**REC_DEFAULTS, **base, **(preset or {})}.items():
+        if cfg[name] is None:
+            cfg[name] = value
+    cfg["max_timesteps"] = args.max_timesteps if args.max_timesteps is not None else max_timesteps
+    check_ranges(cfg)  # before the integer conversions below (NaN and inf have none)
+    for name in [*PARAMETERS, "max_timesteps"]:
+        if (name == "max_timesteps" or PARAMETERS[name][0] is int) and cfg[name] is not None:
+            cfg[name] = int(cfg[name])
+    interactions = (cfg["dataset"] or "").startswith("interactions:")
+    if interactions != (env == "InteractionLog-v0"):
+        raise UserError("--dataset interactions:FILE trains on a log, and InteractionLog-v0 evaluates on its held-out "
+                        "items: give both (--env InteractionLog-v0 --dataset interactions:FILE)")
+    cfg["rec_embeddings"] = None
+    if interactions:  # the agent's catalog is the env's: the log's items, embedded by ALS or by the user's .npy
+        cfg["rec_embeddings"] = None if cfg["item_embeddings"] in (None, "env") else cfg["item_embeddings"]
+        cfg["item_embeddings"] = "env"
+    if cfg["item_embeddings"] is not None and args.repeat_num is None and continuous:
+        cfg["repeat_num"] = 20  # a recommender picks among fewer candidate actions
+    if cfg["checkpoint_freq"] is None:
+        cfg["checkpoint_freq"] = cfg["eval_freq"]
+    cfg["setting"] = setting_name(env, args.seed)
+    cfg["command"] = " ".join(["python main.py", *sys.argv[1:]])
+    config = Config(**cfg)
+    check(config)
+    return config
+
+
+def check(cfg: Config) -> None:
+    """What the ranges cannot say, checked before any file is written: the devices and bf16 support, the
+    dataset spec, flags of another family, the optional packages asked for, a writable ``--out_dir``."""
+    device = get_device(cfg.device)
+    if cfg.precision == "bf16":
+        import torch
+
+        supported = (torch.cuda.is_bf16_supported() if device.type == "cuda"
+                     else torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        if not supported:
+            where = "this GPU" if device.type == "cuda" else "this CPU (it lacks AVX512-BF16/AMX)"
+            raise UserError(f"--precision bf16: {where} has no fast bfloat16 arithmetic; use --precision fp32")
+    if cfg.buffer_device != "auto":
+        get_device(cfg.buffer_device, "--buffer_device")
+    if cfg.dataset:
+        from common.data.datasets import parse, parse_ckpts
+
+        if parse(cfg.dataset)[0] == "dqn_replay":
+            parse_ckpts(cfg.ckpts)
+    if cfg.item_embeddings is not None and cfg.profile != CONTINUOUS:
+        raise UserError(f"--item_embeddings applies to continuous-action envs (e.g. ItemRecommendation-v0); "
+                        f"{cfg.env} has discrete actions")
+    from common.learning.augment import SHIFTS
+
+    if cfg.aug_shift is not None and cfg.aug_shift not in SHIFTS:
+        raise UserError(f"--aug_shift {cfg.aug_shift}: expected one of {', '.join(SHIFTS)}")
+    if cfg.wandb:
+        try:
+            import wandb  # noqa: F401
+        except ImportError:
+            raise UserError("--wandb needs the wandb package: pip install -e '.[logging]' (or drop --wandb)") from None
+    check_writable(cfg.out_dir)
+
+
+def check_writable(out_dir: str) -> None:
+    """A clear error, before any work, when ``out_dir`` cannot be created or written (leaves nothing behind)."""
+    existing = os.path.abspath(out_dir)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UserError(f"--out_dir {out_dir}: {existing} is a file, not a folder; choose another --out_dir")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        raise UserError(f"--out_dir {out_dir}: cannot write in {existing} ({err.strerror}); "
+                        "choose a writable --out_dir") from None

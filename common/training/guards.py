@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from common.errors import UserError
+from common.learning.agent import Agent
 
 
 class Interrupted(Exception):
@@ -66,7 +67,8 @@ class FiniteGuard:
     """Watches every loss term of every update without a host/device round trip per update.
 
     ``update`` records, on the device, the first iteration at which any term was non-finite and
-    which terms were. ``check`` (called at evaluations, log lines and before each checkpoint, so a
+    which terms were (the terms may grow: h-DQN's meta-controller starts training after its
+    controller). ``check`` (called at evaluations, log lines and before each checkpoint, so a
     checkpoint never holds a diverged model) reads that back, and also checks what the losses do
     not show: the weights the last update wrote (finite), and the learner's mean Q estimate under
     them (`Agent.current_value`, within `value_bound`); it raises `NonFiniteLoss` naming the iteration, the cause and the last good
@@ -75,15 +77,16 @@ class FiniteGuard:
 
     def __init__(self, device):
         self.first_bad = torch.full((), -1, dtype=torch.long, device=device)
-        self.bad_terms: torch.Tensor | None = None
+        self.bad_terms = torch.zeros(0, dtype=torch.bool, device=device)
         self.names: list[str] = []
 
     def update(self, iteration: int, terms: dict[str, torch.Tensor]) -> None:
         if not terms:
             return
         finite = torch.stack([torch.isfinite(v).all() for v in terms.values()])
-        if self.bad_terms is None:
-            self.names, self.bad_terms = list(terms), torch.zeros_like(finite)
+        if len(terms) != len(self.names):  # new terms come after the ones already watched
+            self.names = list(terms)
+            self.bad_terms = torch.cat([self.bad_terms, self.bad_terms.new_zeros(len(terms) - len(self.bad_terms))])
         new = (self.first_bad < 0) & ~finite.all()
         self.first_bad = torch.where(new, iteration, self.first_bad)
         self.bad_terms = torch.where(new, ~finite, self.bad_terms)
@@ -99,8 +102,7 @@ class FiniteGuard:
                                 f"{first}; {resume}. {fix}")
         if agent is None:
             return
-        modules = {name: value for name, value in vars(agent).items() if isinstance(value, torch.nn.Module)}
-        params = [(name, p) for name, module in modules.items() for p in module.parameters()]
+        params = [(name, p) for name, module in modules(agent).items() for p in module.parameters()]
         finite = torch.stack([torch.isfinite(p).all() for _, p in params]).tolist() if params else []
         broken = sorted({name for (name, _), ok in zip(params, finite) if not ok})
         if broken:
@@ -110,3 +112,12 @@ class FiniteGuard:
         if value is not None and not abs(float(value)) <= bound:
             raise NonFiniteLoss(f"training stopped: it diverged by iteration {agent.iterations} (mean Q {float(value):.3g}, "
                                 f"beyond 10× the largest return the rewards allow, {bound / 10:.3g}); {resume}. {fix}")
+
+
+def modules(agent) -> dict[str, torch.nn.Module]:
+    """The networks the agent holds, with those of the learners it holds (named ``meta.Q``)."""
+    found = {name: value for name, value in vars(agent).items() if isinstance(value, torch.nn.Module)}
+    for name, value in vars(agent).items():
+        if isinstance(value, Agent):
+            found.update({f"{name}.{inner}": module for inner, module in modules(value).items()})
+    return found

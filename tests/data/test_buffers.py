@@ -1,11 +1,17 @@
 """Frame stacks, the two edge cases the reference gets wrong, and the reference file formats."""
 import glob
+import json
+import os
+from types import SimpleNamespace
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
+from common.data import manifest
 from common.data.buffers import FrameStackBuffer, ReplayBuffer, stack_mask
+from common.data.chunks import chunk_ranges, stored_chunks
 
 H = 4  # frames per state
 
@@ -173,3 +179,51 @@ def test_replay_buffer_round_trip_and_reference_format(tmp_path):
     batch = ref.sample()
     assert batch.action.dtype == torch.int64 and batch.state.dtype == torch.float32
     torch.testing.assert_close(batch.next_state, batch.state + 1)
+
+
+def test_replay_buffer_replace_columns_and_what_a_manifest_records(tmp_path):
+    buf = ReplayBuffer((2,), 50, 4, "cpu", np.random.default_rng(0), action_shape=(3,), action_dtype=np.float32)
+    state = np.arange(10.0).reshape(5, 2)
+    buf.replace(state, np.ones(15), state + 1, np.arange(5.0), np.array([1, 1, 0, 1, 1]))
+    assert (buf.capacity, buf.size, buf.ptr) == (5, 5, 0) and not buf.discrete
+    s, a, s2, r, nd = buf.columns()
+    assert a.shape == (5, 3) and r.shape == nd.shape == (5, 1) and r.dtype == nd.dtype == np.float32
+    np.testing.assert_array_equal(s2, state + 1)
+    assert buf.saved() == ("float32", 5, 0)
+    paths = buf.save(str(tmp_path / "v"))
+    assert paths == ReplayBuffer.files(str(tmp_path / "v"))
+    loaded = ReplayBuffer((2,), 1, 4, "cpu", np.random.default_rng(0), action_shape=(3,), action_dtype=np.float32)
+    loaded.load(str(tmp_path / "v"))
+    for x, y in zip(buf.columns(), loaded.columns()):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_frame_buffer_files_are_what_loading_reads(tmp_path):
+    assert chunk_ranges(8, 4) == [(0, 4), (4, 8), (8, 9)] and stored_chunks(8, 4) == [(0, 4), (4, 8)]
+    assert stored_chunks(8, 0) == []
+    buf = filled_buffer([5, 3])
+    prefix = str(tmp_path / "f")
+    written = buf.save(prefix, chunk=4)
+    listed = FrameStackBuffer.files(prefix)
+    # every listed file is written; only the last chunk, padding alone, is not read
+    assert set(listed) <= set(written) and sorted(set(written) - set(listed)) == [f"{prefix}_state_9.npy"]
+    assert listed[:5] == [f"{prefix}_{n}.npy" for n in ("action", "reward", "not_done", "first_timestep",
+                                                         "replay_info")]
+    assert buf.saved() == FrameStackBuffer.saved_as(8, 8) == ("uint8", 8, 8)
+    os.remove(f"{prefix}_replay_info.npy")  # without it the chunks cannot be known: they are left out
+    assert FrameStackBuffer.files(prefix)[-1] == f"{prefix}_replay_info.npy"
+
+
+def test_manifest_records_a_buffer_or_files_written_without_one(tmp_path):
+    cfg = SimpleNamespace(env="PongNoFrameskip-v4", command="python main.py")
+    info = SimpleNamespace(kind="atari", state_shape=(H, 2, 2), action_space=gym.spaces.Discrete(3))
+    buf = filled_buffer([5, 3])
+    records = []
+    for name, described in (("buffer", buf), ("saved", FrameStackBuffer.saved_as(8, 8))):
+        prefix = str(tmp_path / name)
+        manifest.begin(prefix)
+        manifest.finish(prefix, buf.save(prefix, chunk=4), cfg, info, described)
+        record = json.load(open(manifest.manifest_path(prefix)))
+        records.append({k: record[k] for k in ("state_dtype", "size", "ptr")})
+        manifest.verify(prefix, cfg, info, "regen")
+    assert records[0] == records[1] == {"state_dtype": "uint8", "size": 8, "ptr": 8}

@@ -207,6 +207,32 @@ def test_d4rl_timeouts_are_not_terminals_and_episode_ends_drop_transitions(tmp_p
         read_d4rl(str(tmp_path / "junk.hdf5"))
 
 
+def test_fill_replaces_a_buffer_s_rows_or_refuses_a_misfit(tmp_path):
+    from types import SimpleNamespace
+
+    import gymnasium as gym
+
+    from common.data.buffers import ReplayBuffer
+    from common.data.datasets import fill
+    write_d4rl(tmp_path / "d.hdf5")
+    run = SimpleNamespace(dataset=f"d4rl:{tmp_path / 'd.hdf5'}", env="E")
+    box = SimpleNamespace(action_space=gym.spaces.Box(-1, 1, (1,)))
+    two = SimpleNamespace(action_space=gym.spaces.Discrete(2))
+    buf = ReplayBuffer((3,), 100, 2, "cpu", np.random.default_rng(0), action_shape=(1,), action_dtype=np.float32)
+    assert fill(buf, run, box) == f"d4rl:{tmp_path / 'd.hdf5'}"
+    assert (buf.capacity, buf.size, buf.ptr) == (6, 6, 0)
+    for column, expected in zip(buf.columns(), read_d4rl(str(tmp_path / "d.hdf5"))):
+        np.testing.assert_array_equal(column.reshape(expected.shape), expected)
+    misfits = [(FrameStackBuffer((STACK, 6, 6), 1, 2, "cpu", np.random.default_rng(0)), box, "uses Atari frame stacks"),
+               (ReplayBuffer((4,), 1, 2, "cpu", np.random.default_rng(0)), box, r"observations of shape \(3,\)"),
+               (ReplayBuffer((3,), 1, 2, "cpu", np.random.default_rng(0), action_shape=(2,), action_dtype=np.float32),
+                box, r"actions of shape \(1,\)"),
+               (ReplayBuffer((3,), 1, 2, "cpu", np.random.default_rng(0)), two, "has continuous actions")]
+    for buffer, info, message in misfits:
+        with pytest.raises(UserError, match=message):
+            fill(buffer, run, info)
+
+
 def test_d4rl_trains_continuous_bcq_through_the_cli(tmp_path, capsys):
     import main
 
@@ -222,7 +248,7 @@ def test_d4rl_trains_continuous_bcq_through_the_cli(tmp_path, capsys):
 def test_minari_round_trip_export_load_train(tmp_path, monkeypatch, capsys):
     import main
     from common.data.datasets import read_minari
-    from common.training.stages import buffer_prefix
+    from common.training.paths import buffer_prefix
 
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
     flags = ["--env", "CartPole-v1", "--out_dir", str(tmp_path), "--max_timesteps", "300", "--start_timesteps", "100",

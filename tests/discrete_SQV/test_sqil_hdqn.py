@@ -104,7 +104,7 @@ def test_hdqn_goal_bookkeeping():
     hdqn.choose_goal = lambda state: next(goals)
     hdqn.choose_action = lambda goal, state: 1 if goal > int(np.argmax(state)) else 0
     env = DiscreteStochasticDecisionProcess(right_success=1.0)
-    total, length = run_episode(hdqn, env, seed=0, learn=False, start_updates=4)
+    total, length = run_episode(hdqn, env, seed=0)  # no learning
     assert (total, length) == (1.0, 9)
     c = hdqn.controller_buffer
     np.testing.assert_array_equal(c.state[0], with_goal(5, one_hot(1), 6))

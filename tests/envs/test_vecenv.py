@@ -11,7 +11,7 @@ from common.data.buffers import FrameStackBuffer
 from common.envs.make import make_env
 from common.training.config import defaults
 from common.training.runtime import evaluate
-from common.training.stages import interact
+from common.training.rollout import Rollout, interact
 from common.envs.vector import make_vec_env
 
 
@@ -100,8 +100,7 @@ def test_buffer_from_n_envs_holds_the_stacks_each_env_saw():
     vec.step, vec.reset = recording_step, recording_reset
     buffer = FrameStackBuffer((4, 84, 84), 1000, 32, "cpu", np.random.default_rng(0))
     rng = np.random.default_rng(0)
-    interact(vec, cfg, buffer, 300, lambda states, t: rng.integers(6, size=len(states)), lambda t: None,
-             lambda i: None, NoBar())
+    interact(vec, Rollout(cfg, buffer, NoBar(), lambda states, t: rng.integers(6, size=len(states))), 300)
     index = np.flatnonzero(buffer.sampleable(np.arange(buffer.size)))
     state, next_state = buffer.stacks(index)
     stored = Counter((s.to(torch.uint8).numpy().tobytes(), n.to(torch.uint8).numpy().tobytes())

@@ -14,7 +14,8 @@ from common.errors import UserError
 from common.reporting.export import export_policy, export_trained_policy
 from common.training.config import defaults
 from common.training.runtime import setting_name
-from common.training.stages import model_prefix, open_env
+from common.training.paths import model_prefix
+from common.training.sources import open_env
 from continuous_BCQ.bcq import BCQ as ContinuousBCQ
 from continuous_BCQ.ddpg import DDPG
 from discrete_SQV.bcq import BCQ, allowed_actions

@@ -1,180 +1,31 @@
-"""Plots and the comparison table on synthetic results directories; the aggregate statistics."""
-import os
-
+"""plot.py, the command: the table and the paths it prints, and its one-line errors (the report itself:
+tests/reporting/test_report.py; its statistics: tests/reporting/test_scores.py)."""
 import numpy as np
-import pytest
 
-from common.envs.make import random_policy_returns
-from common.reporting.scores import (RANDOM_SCORES, beats, behavior_normalized, bootstrap_mean_ci, human_normalized,
-                           interval_estimate, iqm, paired_difference, probability_of_improvement, random_score,
-                           relative_improvement)
-from plot import make_report
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import plot
 
 
-def write_results(directory, env, seeds, bcq, sqv, behavioral, buffer):
-    for k, seed in enumerate(seeds):
-        np.save(directory / f"BCQ_{env}_{seed}.npy", np.array([bcq[k] / 2, bcq[k]]))
-        np.save(directory / f"SQV_{env}_{seed}.npy", np.array([sqv[k] / 2, sqv[k]]))
-        np.save(directory / f"behavioral_{env}_{seed}.npy", np.array([0.0, behavioral[k]]))
-        np.save(directory / f"buffer_returns_{env}_{seed}.npy", np.array(buffer[k]))
-
-
-def test_report_files_and_table_numbers(tmp_path):
+def test_prints_the_table_then_every_file_it_wrote(tmp_path, capsys):
     results = tmp_path / "results"
     results.mkdir()
-    write_results(results, "CartPole-v1", [0, 1, 2], [100, 200, 300], [150, 250, 350], [500, 500, 400],
-                  [[10, 20], [30, 40], [50, 60]])
-    write_results(results, "PongNoFrameskip-v4", [0, 1], [-10, 0], [-5, 5], [20, 20], [[1], [3]])  # seed 2 missing
-    write_results(results, "MinAtar_Breakout-v1", [0, 1, 2], [10, 10, 10], [5, 5, 5], [12, 12, 12], [[1], [1], [1]])
-    report = make_report(str(results), str(tmp_path / "plots"))
-    names = sorted(p.name for p in (tmp_path / "plots").iterdir())
-    assert names == ["CartPole-v1.png", "MinAtar_Breakout-v1.png", "PongNoFrameskip-v4.png", "aggregate.png",
-                     "curves.png", "summary.png", "table.md"]
-    assert all((tmp_path / "plots" / n).stat().st_size > 5000 for n in names if n.endswith(".png"))
-    rows = {r["env"]: r for r in report["rows"]}
-    cart = rows["CartPole-v1"]
-    assert cart["BCQ"] == pytest.approx((200.0, 100.0, 3))  # the sample std (ddof=1)
-    assert cart["buffer"] == pytest.approx((35.0, 20.0, 3))  # per-seed means first
-    assert cart["vs_BCQ"]["SQV"] == pytest.approx((250 - 200) / 200)
-    pong = rows["PongNoFrameskip-v4"]
-    assert pong["SQV"][2] == 2 and pong["vs_BCQ"]["SQV"] == pytest.approx((0 - -5) / 5)
-    assert rows["MinAtar_Breakout-v1"]["vs_BCQ"]["SQV"] == pytest.approx(-0.5)
-    table = (tmp_path / "plots" / "table.md").read_text()
-    assert "| env | behavioral | buffer | BCQ | SQV | SQV vs BCQ |" in table
-    assert "| CartPole-v1 | 466.7 ± 57.7 (3) | 35.0 ± 20.0 (3) | 200.0 ± 100.0 (3) | 250.0 ± 100.0 (3) | +25.0% |" in table
-    assert "Over 1 env: Atari games" in table  # Pong is an Atari game with published scores
+    for seed in (0, 1):
+        np.save(results / f"BCQ_CartPole-v1_{seed}.npy", np.array([1.0, 2.0 + seed]))
+        np.save(results / f"SQV_CartPole-v1_{seed}.npy", np.array([1.0, 3.0 + seed]))
+    assert plot.main(["--results_dir", str(results), "--out_dir", str(tmp_path / "plots"), "--last", "2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "| env | behavioral | buffer | BCQ | SQV | SQV vs BCQ |"
+    assert out[-2:] == [str(tmp_path / "plots" / "summary.png"), str(tmp_path / "plots" / "table.md")]
+    assert "\n".join(out).startswith((tmp_path / "plots" / "table.md").read_text().rstrip("\n"))
 
 
-def test_scores_by_hand():
-    assert iqm(np.arange(8.0)) == pytest.approx(np.mean([2, 3, 4, 5]))  # rliable's IQM, by hand
-    assert iqm([[1.0, 100.0], [2.0, 3.0]]) == pytest.approx(2.5)
-    assert iqm(np.array([[0.0, 7.0], [1.0, 6.0], [2.0, 5.0], [3.0, 4.0]])) == pytest.approx(3.5)  # runs × tasks
-    assert relative_improvement(-50.0, -100.0) == pytest.approx(0.5)  # less negative is better
-    assert human_normalized("PongNoFrameskip-v4", 14.6) == pytest.approx(1.0)
-    assert human_normalized("ALE_Pong-v5", -20.7) == pytest.approx(0.0)
-    assert human_normalized("AsterixNoFrameskip-v0", 8503.3) == pytest.approx(1.0)
-    assert human_normalized("CartPole-v1", 1.0) is None
-    low, high = bootstrap_mean_ci(np.array([[1.0], [1.0], [1.0]]), np.random.default_rng(0))
-    assert low[0] == high[0] == 1.0
-    rng = np.random.default_rng(0)
-    low, high = bootstrap_mean_ci(rng.normal(size=(50, 1)), rng)
-    assert low[0] < 0.0 < high[0]
-    constant = np.full((4, 3), 2.0)
-    assert interval_estimate(constant, iqm) == (2.0, 2.0, 2.0)
-    spread = np.array([[0.0, 10.0], [1.0, 11.0], [2.0, 12.0]])
-    value, low, high = interval_estimate(spread, iqm, seed=1, reps=500)
-    assert value == iqm(spread) and 0.0 <= low <= value <= high <= 12.0
-    assert interval_estimate(spread, iqm, seed=1, reps=500) == (value, low, high)  # seeded
-    np.random.seed(7)
-    before = np.random.get_state()[1].copy()
-    interval_estimate(spread, iqm, seed=2, reps=50)
-    assert (np.random.get_state()[1] == before).all()  # NumPy's global generator is left as it was
-    import subprocess
-    import sys
-    code = ("import numpy as np; from common.reporting.scores import interval_estimate, iqm; "
-            "print(repr(interval_estimate(np.array([[0.0, 10.0], [1.0, 11.0], [2.0, 12.0]]), iqm, seed=1, reps=500)))")
-    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert other.stdout.strip() == repr((value, low, high))  # the same CI in another process
-
-
-def test_paired_difference_is_the_t_interval_by_hand():
-    mean, low, high, n = paired_difference([1.0, 2.0, 3.0, 6.0])
-    half = 3.182446305284263 * np.std([1.0, 2.0, 3.0, 6.0], ddof=1) / 2  # t(0.975, 3) · s / √4
-    assert (mean, n) == (3.0, 4) and (low, high) == pytest.approx((3.0 - half, 3.0 + half))
-    assert np.isnan(paired_difference([1.0])[1])  # one pair has no spread
-
-
-def test_iqm_uses_games_both_algorithms_have_and_empty_buffers_are_skipped(tmp_path):
-    results = tmp_path / "results"
-    results.mkdir()
-    write_results(results, "PongNoFrameskip-v4", [0, 1], [-10, 0], [-5, 5], [20, 20], [[1], []])  # seed 1: no episode
-    np.save(results / "BCQ_BreakoutNoFrameskip-v4_0.npy", np.array([5.0]))  # BCQ only: left out of the IQM
-    report = make_report(str(results), str(tmp_path / "plots"))
-    assert "Over 1 env:" in report["markdown"] and "(the first 2 seeds of each env)" in report["markdown"]
-    pong = {r["env"]: r for r in report["rows"]}["PongNoFrameskip-v4"]
-    assert pong["buffer"][::2] == (1.0, 1) and np.isnan(pong["buffer"][1])  # one seed: no sample std
-    assert "nan" not in report["markdown"]
-
-
-def test_aug_runs_get_their_own_column_and_curve(tmp_path):
-    results = tmp_path / "results"
-    results.mkdir()
-    write_results(results, "CartPole-v1", [0, 1], [100, 200], [150, 250], [500, 500], [[10], [30]])
-    for seed, value in ((0, 120.0), (1, 180.0)):
-        np.save(results / f"BCQaug_CartPole-v1_{seed}.npy", np.array([value / 2, value]))
-    report = make_report(str(results), str(tmp_path / "plots"))
-    assert report["rows"][0]["BCQaug"] == pytest.approx((150.0, np.sqrt(1800), 2))
-    table = (tmp_path / "plots" / "table.md").read_text()
-    assert "| env | behavioral | buffer | BCQ | BCQ+aug | SQV | BCQ+aug vs BCQ | SQV vs BCQ |" in table
-    assert "| 150.0 ± 70.7 (2) | 150.0 ± 42.4 (2) | 200.0 ± 70.7 (2) | +0.0% | +33.3% |" in table
-    assert "- BCQ+aug: " in table  # in the behavior-normalized IQM
-    assert "- P(SQV > BCQ) = 0.75" in table and "- P(BCQ+aug > BCQ) = 0.50" in table  # 150, 250 and 120, 180 vs 100, 200
-    # paired by seed (the same buffer), behavior-normalized by 500 − 22.54: SQV − BCQ+aug = 30 and 70
-    scale = 500 - RANDOM_SCORES["CartPole-v1"][0]
-    assert report["paired"]["other"][("SQV", "BCQaug")][0] == pytest.approx(50 / scale)
-    assert report["paired"]["other"][("SQV", "BCQaug")][3] == 2 and "- SQV − BCQ+aug: +0.105 [" in table
-
-
-def test_behavior_normalized_iqm_by_hand(tmp_path):
-    results = tmp_path / "results"
-    results.mkdir()
-    random, behavioral = RANDOM_SCORES["CartPole-v1"][0], 222.54  # behavioral − random = 200
-    write_results(results, "CartPole-v1", [0, 1], [22.54, 122.54], [222.54, 322.54], [behavioral] * 2, [[1], [2]])
-    write_results(results, "MinAtar_Breakout-v1", [0, 1], [1.31, 2.31], [0.31, 0.31], [2.31, 2.31], [[1], [1]])
-    write_results(results, "MinAtar_Asterix-v1", [0, 1], [9.0, 9.0], [9.0, 9.0], [0.5, 0.5], [[1], [1]])
-    report = make_report(str(results), str(tmp_path / "plots"))
-    bcq = report["iqm"]["other"]["BCQ"]
-    # CartPole 0, 0.5 and Breakout 0.5, 1: Asterix's agent (0.5) is below random play (0.59), left out.
-    assert bcq[3:] == (2, 2) and bcq[0] == pytest.approx(iqm([0.0, 0.5, 0.5, 1.0]))
-    assert report["iqm"]["other"]["SQV"][0] == pytest.approx(iqm([1.0, 1.5, 0.0, 0.0]))
-    assert "Atari" not in report["iqm"]
-    assert behavior_normalized(random, random, behavioral) == 0.0
-    assert random_score("MinAtar_Seaquest-v1") == random_score("MinAtar/Seaquest-v1") == (0.10, 0.033)
-    assert random_score("Pendulum-v1") is None
-    # within noise of random play: 0.7 ± 0.1 over 3 seeds against 0.59 ± 0.11 (Asterix's random play)
-    assert not beats([0.6, 0.7, 0.8], (0.59, 0.11)) and beats([1.6, 1.7, 1.8], (0.59, 0.11))
-
-
-def test_probability_of_improvement_by_hand():
-    assert probability_of_improvement([[2.0], [3.0]], [[1.0], [2.0]]) == pytest.approx((1 + 1 + 0.5 + 1) / 4)
-    assert probability_of_improvement([[0.0]], [[1.0]]) == 0.0
-    x, y = np.array([[2.0, 0.0], [3.0, 0.0]]), np.array([[1.0, 1.0], [2.0, 1.0]])  # runs × tasks
-    value, low, high = interval_estimate((x, y), probability_of_improvement, reps=200)
-    assert value == pytest.approx((0.875 + 0.0) / 2) and 0.0 <= low <= value <= high <= 0.5
-
-
-@pytest.mark.parametrize("env", ["CartPole-v1", "MinAtar/Seaquest-v1"])
-def test_random_scores_are_what_the_procedure_measures(env):
-    returns = random_policy_returns(env)
-    assert (returns.mean(), returns.std() / 10) == pytest.approx(RANDOM_SCORES[env], abs=0.0051)
-
-
-def test_final_scores_can_average_the_last_evaluations(tmp_path):
-    results = tmp_path / "results"
-    results.mkdir()
-    for seed, curve in ((0, [0.0, 10.0, 20.0, 30.0]), (1, [0.0, 0.0, 40.0, 50.0])):
-        np.save(results / f"BCQ_CartPole-v1_{seed}.npy", np.array(curve))
-        np.save(results / f"SQV_CartPole-v1_{seed}.npy", np.array(curve) * 2)
-    report = make_report(str(results), str(tmp_path / "plots"), last=2)
-    row = report["rows"][0]
-    assert row["BCQ"] == pytest.approx((35.0, np.sqrt(200), 2))  # seeds: (20 + 30) / 2 and (40 + 50) / 2
-    assert row["SQV"][0] == pytest.approx(70.0)
-    assert "mean of its last 2 evaluations" in report["markdown"]
-
-
-def test_summary_shows_an_env_that_has_only_the_aug_control(tmp_path):
-    from plot import collect, plot_summary, summarize
-
-    results = tmp_path / "results"
-    results.mkdir()
-    write_results(results, "CartPole-v1", [0, 1], [100, 200], [150, 250], [500, 500], [[1], [1]])
-    for seed in (0, 1):  # BCQ and BCQ+aug, no SQV
-        np.save(results / f"BCQ_Acrobot-v1_{seed}.npy", np.array([-300.0, -200.0]))
-        np.save(results / f"BCQaug_Acrobot-v1_{seed}.npy", np.array([-300.0, -100.0]))
-    rows = summarize(collect(str(results)), 1)
-    acrobot = next(r for r in rows if r["env"] == "Acrobot-v1")
-    assert acrobot["vs_BCQ"] == {"BCQaug": pytest.approx(0.5)}
-    assert plot_summary(rows, str(tmp_path / "summary.png")) == ["Acrobot-v1", "CartPole-v1"]
-    assert (tmp_path / "summary.png").stat().st_size > 5000
+def test_arguments_that_cannot_make_a_report_are_one_line_errors(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    for argv, message in ((["--last", "0"], "error: --last must be at least 1, not 0"),
+                          (["--results_dir", str(tmp_path / "none")], f"error: no results directory {tmp_path / 'none'}"),
+                          (["--results_dir", str(tmp_path), "--out_dir", str(tmp_path / "file" / "plots")],
+                           f"error: --out_dir {tmp_path / 'file' / 'plots'}: {tmp_path / 'file'} is a file"),
+                          (["--results_dir", str(tmp_path), "--out_dir", str(tmp_path / "plots")],
+                           "error: no results files (BCQ_*, SQV_*, behavioral_*) in")):
+        assert plot.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(message) and err.count("\n") == 1, err

@@ -1,4 +1,5 @@
-"""Sweeps: grid expansion and order, skipping finished runs, resuming, and a real local Ray sweep."""
+"""sweep.py and its engine (common/training/sweep.py): grid expansion and order, skipping finished runs,
+resuming, and a real local Ray sweep."""
 import os
 import sys
 
@@ -6,6 +7,8 @@ import numpy as np
 import pytest
 
 import sweep
+from common.learning.algorithms import BY_NAME
+from common.training import sweep as engine
 
 CONFIG = """
 out_dir: {out}
@@ -28,7 +31,7 @@ def write_config(tmp_path, text=CONFIG):
 
 
 class FakeRuns:
-    """Stands in for ``sweep.execute``: records each run (``record(run)``), fails the runs in ``broken``
+    """Stands in for ``common.training.sweep.execute``: records each run (``record(run)``), fails the runs in ``broken``
     (only the first time with ``once``) and writes the others' markers (and the behavioral model and
     buffer manifest a later run reads) as a finished run does."""
 
@@ -41,8 +44,8 @@ class FakeRuns:
             if self.once:
                 self.broken.discard(run.name)
             return False, "exit 1: error: something broke"
-        with open(sweep.marker(out_dir, run), "w") as f:
-            f.write(sweep.signature(run) + "\n")
+        with open(engine.marker(out_dir, run), "w") as f:
+            f.write(engine.signature(run) + "\n")
         env, seed = run.name.split("__")[1:]
         output = {"behavioral": ("models", f"behavioral_{env}_{seed}_Q"),
                   "buffer": ("buffers", f"Default_{env}_{seed}_manifest.json")}.get(run.stage)
@@ -53,7 +56,7 @@ class FakeRuns:
 
 
 def test_grid_expands_with_one_buffer_per_env_and_seed_before_its_algorithms(tmp_path):
-    runs = sweep.expand(sweep.load_config(write_config(tmp_path)))
+    runs = engine.expand(engine.load_config(write_config(tmp_path)))
     assert len(runs) == 2 * 2 * (2 + 2)
     names = [r.name for r in runs]
     position = {n: i for i, n in enumerate(names)}
@@ -65,7 +68,7 @@ def test_grid_expands_with_one_buffer_per_env_and_seed_before_its_algorithms(tmp
     buffer = next(r for r in runs if r.name == "buffer__CartPole-v1__1")
     assert buffer.needs == ["behavioral__CartPole-v1__1"] and "--generate_buffer" in buffer.argv
     assert sum(r.stage == "buffer" for r in runs) == 4  # shared by both algorithms
-    subset = sweep.expand(sweep.load_config(write_config(tmp_path)), seeds=[1], algos=["sqv"])
+    subset = engine.expand(engine.load_config(write_config(tmp_path)), seeds=[1], algos=["sqv"])
     assert [r.name for r in subset] == [f"{stage}__{env}__1" for env in ("CartPole-v1",
                                         "DiscreteStochasticDecisionProcess-v0") for stage in ("behavioral", "buffer", "sqv")]
     assert [r.argv for r in subset if r.name == "sqv__CartPole-v1__1"] == [sqv.argv]  # same run, same marker
@@ -74,23 +77,23 @@ def test_grid_expands_with_one_buffer_per_env_and_seed_before_its_algorithms(tmp
 def test_a_finished_stage_whose_files_are_gone_runs_again_for_the_runs_still_to_do(tmp_path):
     """A clone of a study has its markers, not its models and buffers: adding an algorithm then
     retrains the behavioral agent and regenerates the buffer (same seed) instead of failing."""
-    config = sweep.load_config(write_config(tmp_path))
+    config = engine.load_config(write_config(tmp_path))
     out = config["out_dir"]
     os.makedirs(os.path.join(out, "sweep"))
-    first = sweep.expand(config, seeds=[0], algos=["bcq"])
+    first = engine.expand(config, seeds=[0], algos=["bcq"])
     for run in first:
-        with open(sweep.marker(out, run), "w") as f:
-            f.write(sweep.signature(run) + "\n")
-    both = sweep.expand(config, seeds=[0], algos=["bcq", "sqv"])
-    done, _ = sweep.finished_runs(both, out)
+        with open(engine.marker(out, run), "w") as f:
+            f.write(engine.signature(run) + "\n")
+    both = engine.expand(config, seeds=[0], algos=["bcq", "sqv"])
+    done, _ = engine.finished_runs(both, out)
     assert done == {f"bcq__{env}__0" for env in ("CartPole-v1", "DiscreteStochasticDecisionProcess-v0")}
-    assert sweep.finished_runs(first, out)[0] == {r.name for r in first}  # nothing to do: nothing reruns
+    assert engine.finished_runs(first, out)[0] == {r.name for r in first}  # nothing to do: nothing reruns
     for env in ("CartPole-v1", "DiscreteStochasticDecisionProcess-v0"):
         os.makedirs(os.path.join(out, "models"), exist_ok=True)
         os.makedirs(os.path.join(out, "buffers"), exist_ok=True)
         open(os.path.join(out, "models", f"behavioral_{env}_0_Q"), "w").close()
         open(os.path.join(out, "buffers", f"Default_{env}_0_manifest.json"), "w").close()
-    assert sweep.finished_runs(both, out)[0] == {r.name for r in first}
+    assert engine.finished_runs(both, out)[0] == {r.name for r in first}
 
 
 def test_seeds_and_algos_outside_the_config_are_one_line_errors(tmp_path, capsys):
@@ -98,6 +101,13 @@ def test_seeds_and_algos_outside_the_config_are_one_line_errors(tmp_path, capsys
         with pytest.raises(SystemExit) as exit_:
             sweep.main([write_config(tmp_path), "--dry_run", *flag])
         assert exit_.value.code == 2 and flag[1] in capsys.readouterr().err
+
+
+def test_help_lists_every_algorithm(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        sweep.main(["--help"])
+    assert exit_.value.code == 0
+    assert f"algorithms: {', '.join(BY_NAME)}" in capsys.readouterr().out
 
 
 def test_bad_configs_are_one_line_errors(tmp_path, monkeypatch, capsys):
@@ -108,16 +118,16 @@ def test_bad_configs_are_one_line_errors(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().err == "error: sweep configs are YAML and PyYAML is not installed: pip install -e '.[sweep]'\n"
     monkeypatch.undo()
     with pytest.raises(SystemExit, match="lacks 'algos'"):
-        sweep.load_config(write_config(tmp_path, "out_dir: x\nenvs: [a]\nseeds: [0]\n"))
+        engine.load_config(write_config(tmp_path, "out_dir: x\nenvs: [a]\nseeds: [0]\n"))
     with pytest.raises(SystemExit, match="unknown algorithm 'cql'"):
-        sweep.load_config(write_config(tmp_path, "out_dir: x\nenvs: [a]\nseeds: [0]\nalgos: [cql]\n"))
+        engine.load_config(write_config(tmp_path, "out_dir: x\nenvs: [a]\nseeds: [0]\nalgos: [cql]\n"))
 
 
 def test_finished_runs_are_skipped_and_failures_stop_only_their_dependents(tmp_path, monkeypatch, capsys):
     fake = FakeRuns({"behavioral__CartPole-v1__0"}, once=True)  # fails once, as if interrupted or out of memory
     calls = fake.calls
     os.makedirs(tmp_path / "out" / "sweep")
-    monkeypatch.setattr(sweep, "execute", fake)
+    monkeypatch.setattr(engine, "execute", fake)
     config = write_config(tmp_path)
     assert sweep.main([config, "--no_ray"]) == 1
     out = capsys.readouterr().out
@@ -135,7 +145,7 @@ def test_runs_whose_arguments_changed_run_again_with_the_runs_after_them(tmp_pat
     fake = FakeRuns()
     calls = fake.calls
     os.makedirs(tmp_path / "out" / "sweep")
-    monkeypatch.setattr(sweep, "execute", fake)
+    monkeypatch.setattr(engine, "execute", fake)
     assert sweep.main([write_config(tmp_path), "--no_ray"]) == 0 and len(calls) == 16
     calls.clear()
     longer_offline = CONFIG.replace("offline: {{max_timesteps: 40", "offline: {{max_timesteps: 80")
@@ -150,8 +160,8 @@ def test_runs_whose_arguments_changed_run_again_with_the_runs_after_them(tmp_pat
     calls.clear()
     assert sweep.main([write_config(tmp_path, one_env), "--no_ray"]) == 0 and calls == []
     # markers written before they recorded arguments without --out_dir still count
-    run = sweep.expand(sweep.load_config(write_config(tmp_path, one_env)))[0]
-    with open(sweep.marker(str(tmp_path / "out"), run), "w") as f:
+    run = engine.expand(engine.load_config(write_config(tmp_path, one_env)))[0]
+    with open(engine.marker(str(tmp_path / "out"), run), "w") as f:
         f.write(" ".join(run.argv) + "\n")
     assert sweep.main([write_config(tmp_path, one_env), "--no_ray"]) == 0 and calls == []
 
@@ -160,7 +170,7 @@ def test_a_changed_behavioral_stage_reruns_everything_after_it_even_across_a_fai
     fake = FakeRuns(record=lambda run: (run.name, "--resume" in run.argv))
     calls, broken = fake.calls, fake.broken
     os.makedirs(tmp_path / "out" / "sweep")
-    monkeypatch.setattr(sweep, "execute", fake)
+    monkeypatch.setattr(engine, "execute", fake)
     assert sweep.main([write_config(tmp_path), "--no_ray"]) == 0
     calls.clear()
     longer = write_config(tmp_path, CONFIG.replace("behavioral: {{max_timesteps: 200", "behavioral: {{max_timesteps: 300"))
@@ -177,14 +187,14 @@ def test_a_changed_behavioral_stage_reruns_everything_after_it_even_across_a_fai
 
 def test_a_run_started_with_other_arguments_does_not_resume(tmp_path, monkeypatch):
     seen = {}
-    monkeypatch.setattr(sweep, "execute", lambda run, out_dir, threads: (seen.setdefault(run.name, run.argv), (True, "")))
+    monkeypatch.setattr(engine, "execute", lambda run, out_dir, threads: (seen.setdefault(run.name, run.argv), (True, "")))
     config = write_config(tmp_path)
-    runs = sweep.expand(sweep.load_config(config))
+    runs = engine.expand(engine.load_config(config))
     os.makedirs(tmp_path / "out" / "sweep")
-    for run, recorded in ((runs[0], "--other flags"), (runs[4], sweep.signature(runs[4]))):
-        with open(sweep.started(str(tmp_path / "out"), run), "w") as f:
+    for run, recorded in ((runs[0], "--other flags"), (runs[4], engine.signature(runs[4]))):
+        with open(engine.started(str(tmp_path / "out"), run), "w") as f:
             f.write(recorded + "\n")  # interrupted, with a checkpoint of those arguments
-    _, _, planned = sweep.plan(runs, str(tmp_path / "out"))
+    _, _, planned = engine.plan(runs, str(tmp_path / "out"))
     assert "--resume" not in planned[0].argv and "--resume" in planned[4].argv  # behavioral runs of two settings
 
 
