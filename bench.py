@@ -4,6 +4,8 @@
     python bench.py --quick          # fewer calls and repeats (under 2 minutes)
     python bench.py --baseline       # also time the original algorithm (see below)
     python bench.py --device cuda    # the learners and the buffer on the GPU
+    python bench.py --only atari_updates vector_updates --precision fp32 bf16 --baseline   # issue 23's rows
+    python bench.py --only profile_sqv --precision bf16   # where a bf16 SQV update's time goes
 
 Prints one JSON object per measurement (median, min and max over repeats) and then a table. The
 data are random but shaped like the real thing: Atari (4×84×84 uint8 frames in a 1M-capacity
@@ -46,11 +48,14 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--buffer_device", type=str, default="cpu", help="where the Atari buffer's frames live")
     parser.add_argument("--only", nargs="+", choices=list(GROUPS), default=DEFAULT_GROUPS,
                         help="measure only these groups (each runs in a process of its own; dqn_replay, which "
-                             "writes ~7 KB per transition to disk, runs only when named)")
+                             "writes ~7 KB per transition to disk, and profile_sqv, which prints the profiler's "
+                             "operator table of an Atari SQV update per --precision, run only when named)")
+    parser.add_argument("--profile_rows", type=int, default=15, help="profile_sqv: operators listed per table")
     parser.add_argument("--replay_size", type=int, default=1_000_000, help="dqn_replay: transitions in the checkpoint")
     parser.add_argument("--tmp_dir", type=str, default=None, help="dqn_replay: where to write it (default: the system's)")
     parser.add_argument("--default_malloc", action="store_true",
                         help="leave glibc's malloc settings alone (main.py keeps freed memory; this shows what that buys)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # a group's process: rows only
     return parser
 
 
@@ -64,7 +69,8 @@ def main() -> None:
     else:  # one fresh process per group: no group inherits another's heap or caches
         for group in args.only:
             report.rows += run_child(group)
-    report.table()
+    if not args.child:
+        report.table()
 
 
 def run_group(group: str, report: Report, args: argparse.Namespace, device: torch.device) -> None:
@@ -84,12 +90,10 @@ def run_child(group: str) -> list[dict]:
         while j < len(argv) and not argv[j].startswith("--"):
             j += 1
         del argv[i:j]
-    child = subprocess.run([sys.executable, os.path.abspath(__file__), *argv, "--only", group],
+    child = subprocess.run([sys.executable, os.path.abspath(__file__), *argv, "--only", group, "--child"],
                            stdout=subprocess.PIPE, text=True, check=True)
-    rows = [json.loads(line) for line in child.stdout.splitlines() if line.startswith("{")]
-    for row in rows:
-        print(json.dumps(row), flush=True)
-    return rows
+    print(child.stdout, end="", flush=True)  # its JSON rows (and profile_sqv's tables)
+    return [json.loads(line) for line in child.stdout.splitlines() if line.startswith("{")]
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
     python plot.py                       # reads ./results, writes ./plots
     python plot.py --results_dir runs1/results --out_dir figs
     python plot.py --last 3              # a run's final score: the mean of its last 3 evaluations
+    python plot.py --results_dir bf16/results --against fp32/results   # run for run: bf16 − fp32
 
 Every offline algorithm of `common/learning/algorithms.py` that has results is drawn and tabulated (BCQ,
 BCQ+aug, SQV and the two-view arms). Per env: `{env}.png` with their learning curves (mean over
@@ -19,6 +20,10 @@ the same buffers with t-intervals, and rliable's probability of improvement; `ag
 the IQMs and rliable's performance profiles. Where h-DQN runs exist (`hDQN_*_episodes.npy`):
 `{env}_episodes.png` with the extrinsic reward per training episode of h-DQN and of the flat DQN
 (`behavioral_*_episodes.npy`), moving averages over 1000.
+
+``--against B`` compares instead: the runs of ``--results_dir`` (A) and of B that share arm, env and seed
+(the same buffers trained twice with one thing changed), A − B per env and arm with 95% t-intervals and
+pooled behavior-normalized (`common/reporting/compare.py`); printed and written to ``{out_dir}/against.md``.
 """
 from __future__ import annotations
 
@@ -36,6 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out_dir", type=str, default="plots", help="where the PNG files and table.md go")
     parser.add_argument("--last", type=int, default=1,
                         help="a run's final score is the mean of its last N evaluations (default 1: the last)")
+    parser.add_argument("--against", type=str, default=None,
+                        help="another results directory of the same settings: A − B run for run (see above)")
     return parser.parse_args(argv)
 
 
@@ -43,8 +50,9 @@ def problem(args: argparse.Namespace) -> str | None:
     """The one-line error of arguments that cannot make a report, or None."""
     if args.last < 1:
         return f"--last must be at least 1, not {args.last}"
-    if not os.path.isdir(args.results_dir):
-        return f"no results directory {args.results_dir}; run python main.py --pipeline first"
+    for where in (args.results_dir, args.against):
+        if where is not None and not os.path.isdir(where):
+            return f"no results directory {where}; run python main.py --pipeline first"
     existing = os.path.abspath(args.out_dir)
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
@@ -58,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     message = problem(args)
     if message is None:
         try:
+            if args.against:
+                return against(args)
             report = make_report(args.results_dir, args.out_dir, last=args.last)
         except (FileNotFoundError, UserError) as err:
             message = str(err)
@@ -66,6 +76,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(report["markdown"])
     print("\n".join(["", *report["figures"], report["table"]]))
+    return 0
+
+
+def against(args: argparse.Namespace) -> int:
+    from common.io import atomic_open
+    from common.reporting.compare import compare_markdown
+
+    text = compare_markdown(args.results_dir, args.against, args.last)
+    path = os.path.join(args.out_dir, "against.md")
+    with atomic_open(path) as f:
+        f.write((text + "\n").encode())
+    print(f"{text}\n\n{path}")
     return 0
 
 

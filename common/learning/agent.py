@@ -62,6 +62,21 @@ class Agent:
             obj.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
         self.after_load()
 
+    def load_trained(self, prefix: str, what: str, env: str, train: str) -> None:
+        """`load` the model a stage saved, or one clear error naming the problem and ``train``, the
+        command that (re)makes it (``what``: the model's name in the message, e.g. ``behavioral``)."""
+        missing = [path for path in self.model_files(prefix) if not os.path.isfile(path)]
+        if missing:
+            raise UserError(f"no trained {what} model at {missing[0]}; train it first: {train}")
+        try:
+            self.load(prefix)
+        except DamagedModel as err:
+            raise UserError(f"{err}; train it again with: {train}") from None
+        except Exception:  # a wrong shape, other layer names, a truncated file saved without checksums
+            raise UserError(f"{what} model {prefix}_* cannot be loaded for env {env}: the file is truncated or "
+                            f"corrupted, or it was trained for another env or other flags, or saved by the reference "
+                            f"code (whose layer names differ); train it again with: {train}") from None
+
     def autocast(self):
         """The region of a training step's forward passes and losses: bfloat16 autocast with
         ``--precision bf16`` (backward passes and optimizer steps stay outside it), else nothing."""

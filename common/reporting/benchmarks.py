@@ -229,6 +229,26 @@ def bench_evaluation(report, args, device, scale):
                    [run() for _ in range(max(1, args.repeats // 2))], episodes, "episodes/min")
 
 
+def profile_sqv(report, args, device, scale):
+    """The operators of an Atari SQV update in each ``--precision`` (torch.profiler, 4 × scale updates
+    after a warm-up): a table per precision, sorted by self time, and the updates/s it ran at."""
+    from torch.profiler import ProfilerActivity, profile
+
+    atari = atari_buffer(device, np.random.default_rng(0), storage_device=get_device(args.buffer_device))
+    cfg = SimpleNamespace(**defaults("atari"))
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    for precision in args.precision:
+        agent = SQV(ATARI, (4, 84, 84), 6, cfg, device)
+        agent.precision = precision
+        agent.augment = make_augmentation(ATARI, cfg, atari, device)
+        timed(lambda: agent.train(atari), 1, 1, device, warmup=5)
+        with profile(activities=activities) as prof:
+            rates = timed(lambda: agent.train(atari), 4 * scale, 1, device, warmup=0)
+        report.add("updates_per_s", f"SQV atari 4x84x84 b32 {precision}, profiled", rates, 4 * scale, "updates/s")
+        print(f"\nSQV Atari update, {precision}: {4 * scale} updates", flush=True)
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile_rows), flush=True)
+
+
 def write_replay_checkpoint(directory: str, n: int) -> None:
     """A synthetic DQN Replay checkpoint of ``n`` transitions in ``directory``: Pong-like frames, a few
     hundred distinct images, so gzip compresses it as it does real frames (about 7 KB per transition)."""
@@ -270,5 +290,6 @@ def bench_dqn_replay(report, args, device, scale):
 
 
 GROUPS = {"atari_updates": atari_updates, "vector_updates": vector_updates, "sampling": bench_sampling,
-          "generation": bench_generation, "evaluation": bench_evaluation, "dqn_replay": bench_dqn_replay}
+          "generation": bench_generation, "evaluation": bench_evaluation, "dqn_replay": bench_dqn_replay,
+          "profile_sqv": profile_sqv}
 DEFAULT_GROUPS = ["atari_updates", "vector_updates", "sampling", "generation", "evaluation"]

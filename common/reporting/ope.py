@@ -16,13 +16,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from common.training.guards import stop_on_signals
 from common.io import atomic_save_json
 from common.training.logs import RunLog
 from common.training.runtime import evaluate, get_device, set_seed
 from common.training.paths import save_config
-from common.training.progress import progress
-from common.training.run import Run, train_step
+from common.training.run import Run
 from common.training.sources import load_buffer, open_env
 from common.reporting.trained import check_acting_flags, trained_agent
 from common.envs.vector import make_vec_env
@@ -52,13 +50,7 @@ def fitted_q_evaluation(cfg, family, prefix: str) -> dict[str, Any]:
     save_config(cfg, stage)
     start = time.time()
     try:
-        with stop_on_signals() as run.stop, progress(cfg.max_timesteps, f"{stage} {cfg.env}") as bar:
-            bar.update(fqe.iterations)
-            while fqe.iterations < cfg.max_timesteps:
-                train_step(fqe, buffer, log, run)
-                bar.update()
-                run.after(fqe.iterations)
-        run.check()
+        run.train_loop(stage)
     finally:
         log.close()
     states = initial_states(cfg, cfg.eval_episodes)

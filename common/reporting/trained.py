@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 
-from common.learning.agent import DamagedModel
 from common.errors import UserError
 
 
@@ -16,7 +15,7 @@ def trained_agent(cfg, family, info, device, algo_prefix: str):
     Two-view learners (SQV, BCQ+aug, ...) are built as BCQ: the same networks, file names and acting
     (their augmentation, which would need the buffer, only changes training)."""
     from common.learning.algorithms import BY_PREFIX
-    from common.training.paths import model_prefix
+    from common.training.paths import command, model_prefix
 
     if algo_prefix == "behavioral":
         agent, how = family.behavioral_agent(info, cfg, device), "--train_behavioral"
@@ -30,19 +29,7 @@ def trained_agent(cfg, family, info, device, algo_prefix: str):
         raise UserError(f"no trained policy called {algo_prefix!r}; use behavioral, "
                         f"{', '.join(p for p, a in BY_PREFIX.items() if a.stage == 'offline')}"
                         + (" or SQIL" if hasattr(family, "sqil_agent") else ""))
-    prefix = model_prefix(cfg, algo_prefix)
-    train = f"python main.py --env {cfg.env} --seed {cfg.seed} {how}".rstrip()
-    missing = [path for path in agent.model_files(prefix) if not os.path.isfile(path)]
-    if missing:
-        raise UserError(f"no trained {algo_prefix} model for {cfg.setting} (missing {missing[0]}); "
-                        f"train it first: {train}")
-    try:
-        agent.load(prefix)
-    except DamagedModel as err:
-        raise UserError(f"{err}; retrain it with: {train}") from None
-    except Exception:  # a wrong shape, other layer names, a truncated or corrupted file
-        raise UserError(f"model {prefix}_* cannot be loaded for env {cfg.env} (truncated, corrupted, or trained for "
-                        f"another env or other flags); retrain it with: {train}") from None
+    agent.load_trained(model_prefix(cfg, algo_prefix), algo_prefix, cfg.env, command(cfg, how))
     return agent
 
 

@@ -31,7 +31,7 @@ def save_config(cfg, name: str, extra: dict | None = None) -> None:
 
 def command(cfg, stage_flag: str) -> str:
     """The command line that runs ``stage_flag`` for this env/seed/output folder (for error messages)."""
-    parts = ["python main.py", stage_flag, f"--env {cfg.env}", f"--seed {cfg.seed}"]
+    parts = ["python main.py", *([stage_flag] if stage_flag else []), f"--env {cfg.env}", f"--seed {cfg.seed}"]
     if cfg.buffer_name != cfg.default_buffer_name and stage_flag != "--train_behavioral":
         parts.append(f"--buffer_name {cfg.buffer_name}")
     if cfg.out_dir != ".":

@@ -10,9 +10,9 @@ import numpy as np
 from common.envs.vector import make_vec_env
 from common.io import atomic_save_npy
 from common.training import checkpoint
-from common.training.guards import FiniteGuard, Interrupted, value_bound
+from common.training.guards import FiniteGuard, Interrupted, stop_on_signals, value_bound
 from common.training.logs import RunLog
-from common.training.progress import log_eval
+from common.training.progress import log_eval, progress
 from common.training.runtime import evaluate
 
 
@@ -131,6 +131,21 @@ class Run:
         self.evaluations.append(float(returns.mean()))
         atomic_save_npy(results, self.evaluations)
         log_eval(bar, self.stage, step, self.evaluations[-1], self.agent)
+
+    def train_loop(self, label: str, results: str | None = None) -> None:
+        """Offline updates on ``data`` until the agent has made ``max_timesteps`` (a resumed run goes on
+        from its checkpoint), each guarded, checkpointed and stoppable by a signal; with ``results``,
+        an evaluation every ``eval_freq`` updates and at the end, its history written there."""
+        agent, cfg = self.agent, self.cfg
+        with stop_on_signals() as self.stop, progress(cfg.max_timesteps, f"{label} {cfg.env}") as bar:
+            bar.update(agent.iterations)
+            while agent.iterations < cfg.max_timesteps:
+                train_step(agent, self.data, self.log, self)
+                bar.update()
+                if results and (agent.iterations % cfg.eval_freq == 0 or agent.iterations == cfg.max_timesteps):
+                    self.evaluate(agent.iterations, bar, results)
+                self.after(agent.iterations)
+        self.check()
 
     def finish(self) -> None:
         self.check()

@@ -24,7 +24,6 @@ from common.envs.recsys import ItemRecommendation
 from common.envs.vector import make_vec_env
 from common.errors import UserError
 from common.io import atomic_save_npy
-from common.learning.agent import DamagedModel
 from common.training import checkpoint
 from common.training.guards import stop_on_signals
 from common.training.logs import RunLog
@@ -133,23 +132,13 @@ class BufferRollout(Rollout):
 def behavioral_model(cfg, family, info: EnvInfo, device):
     """The trained behavioral agent, or a clear error when it is missing, unfinished or damaged."""
     prefix = model_prefix(cfg, "behavioral")
-    agent = family.behavioral_agent(info, cfg, device)
-    missing = [path for path in agent.model_files(prefix) if not os.path.exists(path)]
-    if missing:
-        raise UserError(f"no behavioral model at {missing[0]}; train one with: {command(cfg, '--train_behavioral')}")
     unfinished = checkpoint.newest(cfg, "behavioral")
     if unfinished:
         raise UserError(f"the behavioral training of {cfg.setting} was interrupted (its checkpoint {unfinished} is still "
                         f"there), so {prefix}_* is an unfinished agent's; finish it with: "
                         f"{command(cfg, '--train_behavioral')} --resume (or train it again without --resume)")
-    try:
-        agent.load(prefix)
-    except DamagedModel as err:
-        raise UserError(f"{err}; train one with: {command(cfg, '--train_behavioral')}") from None
-    except Exception:  # a wrong shape, other layer names, a truncated file saved elsewhere
-        raise UserError(f"behavioral model {prefix}_* cannot be loaded for env {cfg.env}: the file is truncated or "
-                        f"corrupted, or it was trained for another env or saved by the reference code (whose layer "
-                        f"names differ); train one with: {command(cfg, '--train_behavioral')}") from None
+    agent = family.behavioral_agent(info, cfg, device)
+    agent.load_trained(prefix, "behavioral", cfg.env, command(cfg, "--train_behavioral"))
     return agent
 
 
@@ -217,15 +206,7 @@ def train_offline(cfg, family, algo: str = "BCQ") -> dict[str, Any]:
     save_config(cfg, algo, {"augmentation": repr(getattr(agent, "augment", None))})
     start = time.time()
     try:
-        with stop_on_signals() as run.stop, progress(cfg.max_timesteps, f"{algo} {cfg.env}") as bar:
-            bar.update(agent.iterations)
-            while agent.iterations < cfg.max_timesteps:
-                train_step(agent, buffer, log, run)
-                bar.update()
-                if agent.iterations % cfg.eval_freq == 0 or agent.iterations == cfg.max_timesteps:
-                    run.evaluate(agent.iterations, bar, results_path(cfg, algo))
-                run.after(agent.iterations)
-        run.check()
+        run.train_loop(algo, results_path(cfg, algo))
         agent.save(model_prefix(cfg, algo))
         run.finish()  # the checkpoints go only once the final model is on disk
     finally:

@@ -114,9 +114,9 @@ def test_exported_policies_act_as_the_project_in_a_fresh_process_without_it(tmp_
 
 
 def config(env: str, profile: str, out_dir, **overrides) -> SimpleNamespace:
-    return SimpleNamespace(**{**defaults(profile, "vector", env), "env": env, "seed": 0,
-                              "setting": setting_name(env, 0), "out_dir": str(out_dir), "item_embeddings": None,
-                              **overrides})
+    base = defaults(profile, "vector", env)
+    return SimpleNamespace(**{**base, "env": env, "seed": 0, "setting": setting_name(env, 0), "out_dir": str(out_dir),
+                              "item_embeddings": None, "default_buffer_name": base["buffer_name"], **overrides})
 
 
 def test_export_trained_policy_loads_a_saved_sqv_and_a_recommender(tmp_path):
@@ -124,7 +124,7 @@ def test_export_trained_policy_loads_a_saved_sqv_and_a_recommender(tmp_path):
     from discrete_SQV import family as discrete
 
     cfg = config("CartPole-v1", "regular", tmp_path)
-    with pytest.raises(UserError, match="train it first: python main.py --env CartPole-v1 --seed 0 --sqv"):
+    with pytest.raises(UserError, match="train it first: python main.py --sqv --env CartPole-v1 --seed 0"):
         export_trained_policy(cfg, discrete, "SQV")
     info = open_env(cfg, discrete)
     buffer = SimpleNamespace(state=np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32), size=8)

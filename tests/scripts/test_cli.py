@@ -24,6 +24,17 @@ def ok(*args):
     return result.stdout
 
 
+def ok_here(capsys, *args):
+    """``main.main`` in this process: the same parser and stages without an interpreter's start-up (torch's
+    imports cost ~4 s a run); each test's first stages still run as real processes through `ok`."""
+    import main
+
+    code = main.main([str(a) for a in args])
+    out = capsys.readouterr()
+    assert code == 0, out.out[-2000:] + out.err[-4000:]
+    return out.out
+
+
 TINY = {
     "CartPole-v1": ["--max_timesteps", 300, "--start_timesteps", 100, "--eval_freq", 150, "--eval_episodes", 2,
                     "--batch_size", 16],
@@ -43,7 +54,7 @@ CONTINUOUS = ("Pendulum-v1", "Hopper-v5")
 
 
 @pytest.mark.parametrize("env", list(TINY))
-def test_every_stage_end_to_end(env, tmp_path):
+def test_every_stage_end_to_end(env, tmp_path, capsys):
     flags = ["--env", env, "--out_dir", tmp_path, "--log_freq", 10, *TINY[env]]
     if env == "CartPole-v1":
         flags.append("--tensorboard")
@@ -69,18 +80,18 @@ def test_every_stage_end_to_end(env, tmp_path):
         offline += [(a.prefix, list(a.flags)) for a in OFFLINE if a.prefix in ("BCQaug", "SQVclean", "SQVcleanOwn")]
     elif env == "Pendulum-v1":  # the continuous learner: the --aug control and the clean views
         offline += [(a.prefix, list(a.flags)) for a in OFFLINE if a.prefix in ("BCQaug", "SQVclean", "SQVcleanOwn")]
-    for algo, extra in offline:
-        log = ok(*flags, *extra)
+    for i, (algo, extra) in enumerate(offline):
+        log = ok(*flags, *extra) if i == 0 else ok_here(capsys, *flags, *extra)
         assert f"[{algo}]" in log and loss_name in log
         returns = np.load(tmp_path / "results" / f"{algo}_{setting}.npy")
         steps, freq = TINY[env][1], TINY[env][5]
         assert returns.shape == (steps // freq,) and np.isfinite(returns).all()
     if env in ("CartPole-v1", "Pendulum-v1"):  # off-policy evaluation of the SQV policy, both families
-        log = ok("--fqe", "--sqv", *flags)
+        log = ok_here(capsys, "--fqe", "--sqv", *flags)
         assert "[FQE_SQV] estimated initial-state value" in log
         assert (tmp_path / "results" / f"FQE_SQV_{setting}.json").is_file()
     if env not in CONTINUOUS:  # SQIL: online, the buffer as demonstrations
-        log = ok("--sqil", *flags)
+        log = ok_here(capsys, "--sqil", *flags)
         assert "[SQIL]" in log and "q_loss=" in log
         assert np.load(tmp_path / "results" / f"SQIL_{setting}.npy").shape == (TINY[env][1] // TINY[env][5],)
     for name in ("behavioral", "buffer_performance", "buffer_returns"):
@@ -97,23 +108,20 @@ def test_every_stage_end_to_end(env, tmp_path):
     assert not list(tmp_path.rglob("*.tmp")) and not (tmp_path / "buffers" / "MinAtar").exists()
 
 
-def test_same_command_twice_gives_identical_results(tmp_path):
+def test_same_command_twice_gives_identical_results(tmp_path, capsys):
+    """Each stage run twice, once as a process and once in this one (whose torch has already run others),
+    gives the same bits."""
     flags = ["--env", "CartPole-v1", "--out_dir", tmp_path, *TINY["CartPole-v1"]]
-    ok("--train_behavioral", *flags)
-    first_model = torch.load(tmp_path / "models" / "behavioral_CartPole-v1_0_Q")
-    first_behavioral = np.load(tmp_path / "results" / "behavioral_CartPole-v1_0.npy")
-    ok("--train_behavioral", *flags)
-    second_model = torch.load(tmp_path / "models" / "behavioral_CartPole-v1_0_Q")
-    assert all(torch.equal(first_model[k], second_model[k]) for k in first_model)
-    np.testing.assert_array_equal(first_behavioral, np.load(tmp_path / "results" / "behavioral_CartPole-v1_0.npy"))
-    ok("--generate_buffer", *flags)
-    for extra in ([], ["--sqv"]):
-        name = "SQV" if extra else "BCQ"
-        ok(*flags, *extra)
-        first = torch.load(tmp_path / "models" / f"{name}_CartPole-v1_0_Q")
-        ok(*flags, *extra)
-        second = torch.load(tmp_path / "models" / f"{name}_CartPole-v1_0_Q")
-        assert all(torch.equal(first[k], second[k]) for k in first)
+    for stage, name in (["--train_behavioral"], "behavioral"), ([], "BCQ"), (["--sqv"], "SQV"):
+        if name == "BCQ":
+            ok_here(capsys, "--generate_buffer", *flags)
+        ok(*stage, *flags)
+        first_model = torch.load(tmp_path / "models" / f"{name}_CartPole-v1_0_Q")
+        first_results = np.load(tmp_path / "results" / f"{name}_CartPole-v1_0.npy")
+        ok_here(capsys, *stage, *flags)
+        second_model = torch.load(tmp_path / "models" / f"{name}_CartPole-v1_0_Q")
+        assert all(torch.equal(first_model[k], second_model[k]) for k in first_model)
+        np.testing.assert_array_equal(first_results, np.load(tmp_path / "results" / f"{name}_CartPole-v1_0.npy"))
 
 
 def test_reference_format_buffer_trains(reference_buffer):

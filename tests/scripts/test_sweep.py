@@ -199,16 +199,15 @@ def test_a_run_started_with_other_arguments_does_not_resume(tmp_path, monkeypatc
 
 
 def test_local_ray_sweep_end_to_end(tmp_path, capsys):
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, CONFIG.replace(", DiscreteStochasticDecisionProcess-v0", ""))  # 8 runs
     assert sweep.main([config, "--num_cpus", "2"]) == 0, capsys.readouterr().out
     out = capsys.readouterr().out
-    assert "0/16 done, 4 running, 0 failed, 12 waiting" in out  # the 4 behavioral runs first
-    assert "16/16 done, 0 running, 0 failed, 0 waiting" in out
+    assert "0/8 done, 2 running, 0 failed, 6 waiting" in out  # the 2 behavioral runs first
+    assert "8/8 done, 0 running, 0 failed, 0 waiting" in out
     results = tmp_path / "out" / "results"
-    for env in ("CartPole-v1", "DiscreteStochasticDecisionProcess-v0"):
-        for seed in (0, 1):
-            for algo in ("BCQ", "SQV"):
-                assert np.load(results / f"{algo}_{env}_{seed}.npy").shape == (2,)
+    for seed in (0, 1):
+        for algo in ("BCQ", "SQV"):
+            assert np.load(results / f"{algo}_CartPole-v1_{seed}.npy").shape == (2,)
     assert (tmp_path / "out" / "plots" / "table.md").is_file()
     assert sweep.main([config, "--num_cpus", "2"]) == 0  # everything finished: nothing runs
-    assert "16 runs, 16 already done" in capsys.readouterr().out
+    assert "8 runs, 8 already done" in capsys.readouterr().out

@@ -135,7 +135,7 @@ BAD = [
     ("half-written buffer", interrupted_generation, ["--env", "CartPole-v1"], "was not completely written"),
     ("truncated model", corrupt_model, ["--generate_buffer", "--env", "CartPole-v1"],
      f"model {{out}}/models/behavioral_{SETTING}_Q is corrupted (its SHA-256 differs from the one recorded when it "
-     "was written); train one with: python main.py --train_behavioral --env CartPole-v1 --seed 0"),
+     "was written); train it again with: python main.py --train_behavioral --env CartPole-v1 --seed 0"),
     ("flipped byte in model", lambda out: corrupt_model(out, flip=True), ["--generate_buffer", "--env", "CartPole-v1"],
      f"behavioral_{SETTING}_Q is corrupted (its SHA-256 differs"),
     ("truncated model without checksums", lambda out: corrupt_model(out, checksums=False),
