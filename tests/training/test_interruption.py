@@ -117,7 +117,7 @@ def test_a_full_disk_at_a_checkpoint_keeps_the_previous_one(out, capsys, monkeyp
     code, lines = run_main([*OFFLINE, "--out_dir", out, "--max_timesteps", 400], capsys)
     first = out / "checkpoints" / f"BCQ_{SETTING}" / "step_100"
     assert code == 1 and len(lines) == 1, lines
-    assert (f"the disk is full: checkpoint step 200 could not be written" in lines[0]
+    assert ("the disk is full: checkpoint step 200 could not be written" in lines[0]
             and f"the checkpoint {first} is intact: free some space, then continue with the same command plus "
                 "--resume" in lines[0]), lines
     assert checkpoint_of(out, "BCQ") == [first] and not any(".tmp" in p for p in files_under(out))
