@@ -80,3 +80,31 @@ def test_fp32_is_untouched_by_the_autocast_region():
         with agent.autocast():
             inside = agent.loss(batch)[0]
     assert torch.equal(plain, inside)
+
+
+ONEDNN_PROBE = """
+import torch
+from common.learning.nets import Linear
+layer, x = Linear(3136, 512), torch.randn(64, 3136, requires_grad=True)
+with torch.autocast("cpu", dtype=torch.bfloat16):
+    y = layer(x)
+assert y.dtype == torch.bfloat16
+y.float().sum().backward()
+"""
+
+
+def test_linear_layers_under_autocast_run_on_onednn_bf16_kernels():
+    """Under autocast `common.learning.nets.Linear` leaves its own float32 oneDNN path for `F.linear`, which must
+    then run the forward product and both gradient products on oneDNN's bfloat16 kernels, not a slow fallback
+    (oneDNN's log of the primitives it ran, ONEDNN_VERBOSE=1, in a fresh process)."""
+    import subprocess
+
+    env = {**os.environ, "ONEDNN_VERBOSE": "1"}
+    run = subprocess.run([sys.executable, "-c", ONEDNN_PROBE], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    executed = [line.split(",") for line in run.stdout.splitlines() if line.startswith("onednn_verbose")
+                and ",primitive,exec," in line]
+    products = [fields for fields in executed if fields[5] in ("matmul", "inner_product")]
+    shapes = {fields[-2] for fields in products if "bf16" in fields[6]}  # the kernel's name, e.g. brg_matmul:avx512_core_bf16
+    assert {"64x3136:3136x512", "64x512:512x3136", "512x64:64x3136"} <= shapes, products
