@@ -1,8 +1,8 @@
 """Two results folders of runs on the same buffers, compared run for run (``plot.py --against``): the same
 arm, env and seed trained twice with one thing changed (``--precision bf16`` against fp32, a flag ablation).
 
-Per env and arm, the paired difference of final scores A − B over the seeds both folders have, with its
-95% t-interval; then per arm, pooled over envs, the behavior-normalized difference (score ÷ (behavioral −
+Per env and arm, the paired difference of final scores A − B over the seeds both folders have (with as
+many evaluations: a run still going, or one of another protocol, is left out and named), with its 95% t-interval; then per arm, pooled over envs, the behavior-normalized difference (score ÷ (behavioral −
 random): the random score cancels) where the behavioral agent's results and a random score are known.
 """
 from __future__ import annotations
@@ -25,12 +25,17 @@ def compare(a_dir: str, b_dir: str, last: int = 1) -> dict:
     """The rows (env, arm, n, mean A, mean B, A − B with its CI) and the pooled rows (arm, n, normalized
     A − B with its CI) of the runs both folders have."""
     a, b = collect(a_dir), collect(b_dir)
-    rows, pooled = [], {}
+    rows, pooled, unequal = [], {}, []
     for env in sorted(set(a) & set(b)):
         kinds = {**b[env], **a[env]}  # the behavioral agent's results may sit in either folder
         normalize = behavior_normalizer(env, kinds, last)
         for algo in CURVES:
-            seeds = sorted(set(a[env].get(algo, {})) & set(b[env].get(algo, {})))
+            both = sorted(set(a[env].get(algo, {})) & set(b[env].get(algo, {})))
+            for s in both:  # another protocol, or a run still going: not a pair
+                if len(a[env][algo][s]) != len(b[env][algo][s]):
+                    unequal.append(f"{env} {algo} seed {s} ({len(a[env][algo][s])} evaluations in A, "
+                                   f"{len(b[env][algo][s])} in B)")
+            seeds = [s for s in both if len(a[env][algo][s]) == len(b[env][algo][s])]
             if not seeds:
                 continue
             x = np.array([final_score(a[env][algo][s], last) for s in seeds])
@@ -42,7 +47,7 @@ def compare(a_dir: str, b_dir: str, last: int = 1) -> dict:
     if not rows:
         raise UserError(f"{a_dir} and {b_dir} have no arm, env and seed in common: --against compares runs of the "
                         "same settings (e.g. the same buffers trained twice with one flag changed)")
-    return {"rows": rows, "pooled": {algo: paired_difference(d) for algo, d in pooled.items()}}
+    return {"rows": rows, "pooled": {algo: paired_difference(d) for algo, d in pooled.items()}, "unequal": unequal}
 
 
 def compare_markdown(a_dir: str, b_dir: str, last: int = 1) -> str:
@@ -56,4 +61,6 @@ def compare_markdown(a_dir: str, b_dir: str, last: int = 1) -> str:
         lines += ["", "Pooled over envs, behavior-normalized (A − B) / (behavioral − random):", "",
                   "| arm | pairs | A − B |", "|---|---|---|"]
         lines += [f"| {algo} | {d[3]} | {_interval(d)} |" for algo, d in result["pooled"].items()]
+    if result["unequal"]:
+        lines += ["", "Left out, their curves differing in length: " + "; ".join(result["unequal"])]
     return "\n".join(lines)

@@ -20,7 +20,7 @@ def folders(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     for seed, (x, y) in enumerate([(100.0, 90.0), (200.0, 230.0), (300.0, 250.0)]):
         write(a, f"BCQ_CartPole-v1_{seed}.npy", [0.0, 50.0, x])  # --last 1: only the final evaluation counts
-        write(b, f"BCQ_CartPole-v1_{seed}.npy", [999.0, y])
+        write(b, f"BCQ_CartPole-v1_{seed}.npy", [999.0, 7.0, y])
         write(a, f"behavioral_CartPole-v1_{seed}.npy", [400.0 + seed, 420.0 + seed])
     write(a, "SQV_CartPole-v1_0.npy", [5.0])
     write(b, "BCQ_MinAtar_Breakout-v1_0.npy", [3.0])
@@ -46,9 +46,8 @@ def test_paired_differences_by_hand(folders):
 def test_last_averages_the_final_evaluations(folders):
     a, b = folders
     row = compare(str(a), str(b), last=2)["rows"][0]
-    # A's seeds: mean of (50, x); B's: mean of (999, y)
-    expected = np.mean([(50 + 100) / 2 - (999 + 90) / 2, (50 + 200) / 2 - (999 + 230) / 2,
-                        (50 + 300) / 2 - (999 + 250) / 2])
+    # A's seeds: mean of (50, x); B's: mean of (7, y)
+    expected = np.mean([(50 + 100) / 2 - (7 + 90) / 2, (50 + 200) / 2 - (7 + 230) / 2, (50 + 300) / 2 - (7 + 250) / 2])
     assert row["difference"][0] == pytest.approx(expected)
 
 
@@ -73,3 +72,11 @@ def test_folders_without_a_common_run_are_one_line_errors(folders, tmp_path, cap
         err = capsys.readouterr().err
         assert err.startswith(message) and err.count("\n") == 1, err
     assert not (tmp_path / "p" / "against.md").exists()
+
+
+def test_runs_of_unequal_length_are_left_out_and_named(folders):
+    a, b = folders
+    write(b, "BCQ_CartPole-v1_1.npy", [1.0])  # B's seed 1: one evaluation of three (a run still going)
+    result = compare(str(a), str(b))
+    assert result["rows"][0]["seeds"] == [0, 2]
+    assert result["unequal"] == ["CartPole-v1 BCQ seed 1 (3 evaluations in A, 1 in B)"]
