@@ -4,8 +4,9 @@
 # 20k offline iterations evaluated every 2k with 10 episodes); both precisions run here. MinAtar Breakout:
 # study v2's buffers of seeds 2-4 and its fp32 BCQ/SQV runs (30k iterations, every 3k), so only the bf16 runs
 # are made here (seeds 2-4: the buffers of seeds 0-1 were deleted from this machine after their arms had run).
-# A finished run (its final model on disk) is skipped, so the script resumes; the report:
-#   python plot.py --paired bf16_quality/fp32 bf16_quality/bf16 ... (see README)
+# A finished run (its final model on disk) is skipped, so the script resumes. The report, run for run:
+#   python plot.py --results_dir bf16_quality/bf16/results --against bf16_quality/fp32/results --last 3 --out_dir bf16_quality/cartpole
+#   python plot.py --results_dir bf16_quality/minatar_bf16/results --against study_v2/results --last 3 --out_dir bf16_quality/minatar
 # Usage: bash configs/bf16_quality.sh [cartpole|minatar|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
