@@ -80,13 +80,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def against(args: argparse.Namespace) -> int:
-    from common.io import atomic_open
+    from common.io import atomic_save_text
     from common.reporting.compare import compare_markdown
 
     text = compare_markdown(args.results_dir, args.against, args.last)
-    path = os.path.join(args.out_dir, "against.md")
-    with atomic_open(path) as f:
-        f.write((text + "\n").encode())
+    path = atomic_save_text(os.path.join(args.out_dir, "against.md"), text + "\n")
     print(f"{text}\n\n{path}")
     return 0
 

@@ -52,10 +52,14 @@ def atomic_torch_save(path: str, obj: Any) -> str:
     return path
 
 
-def atomic_save_json(path: str, obj: Any) -> str:
+def atomic_save_text(path: str, text: str) -> str:
     with atomic_open(path) as f:
-        f.write((json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+        f.write(text.encode())
     return path
+
+
+def atomic_save_json(path: str, obj: Any) -> str:
+    return atomic_save_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def sha256(path: str) -> str:

@@ -1,9 +1,10 @@
 """Two results folders of runs on the same buffers, compared run for run (``plot.py --against``): the same
 arm, env and seed trained twice with one thing changed (``--precision bf16`` against fp32, a flag ablation).
 
-Per env and arm, the paired difference of final scores A − B over the seeds both folders have (with as
-many evaluations: a run still going, or one of another protocol, is left out and named), with its 95% t-interval; then per arm, pooled over envs, the behavior-normalized difference (score ÷ (behavioral −
-random): the random score cancels) where the behavioral agent's results and a random score are known.
+Per env and arm, the paired difference of final scores A − B over the seeds both folders have with as many
+evaluations (a run still going, or one of another protocol, is left out and named), with its 95% t-interval;
+then per arm, pooled over envs, the behavior-normalized difference (score ÷ (behavioral − random): the random
+score cancels) where the behavioral agent's results and a random score are known.
 """
 from __future__ import annotations
 
@@ -30,12 +31,13 @@ def compare(a_dir: str, b_dir: str, last: int = 1) -> dict:
         kinds = {**b[env], **a[env]}  # the behavioral agent's results may sit in either folder
         normalize = behavior_normalizer(env, kinds, last)
         for algo in CURVES:
-            both = sorted(set(a[env].get(algo, {})) & set(b[env].get(algo, {})))
-            for s in both:  # another protocol, or a run still going: not a pair
-                if len(a[env][algo][s]) != len(b[env][algo][s]):
-                    unequal.append(f"{env} {algo} seed {s} ({len(a[env][algo][s])} evaluations in A, "
-                                   f"{len(b[env][algo][s])} in B)")
-            seeds = [s for s in both if len(a[env][algo][s]) == len(b[env][algo][s])]
+            seeds = []
+            for s in sorted(set(a[env].get(algo, {})) & set(b[env].get(algo, {}))):
+                n_a, n_b = len(a[env][algo][s]), len(b[env][algo][s])
+                if n_a == n_b:
+                    seeds.append(s)
+                else:  # another protocol, or a run still going: not a pair
+                    unequal.append(f"{env} {algo} seed {s} ({n_a} evaluations in A, {n_b} in B)")
             if not seeds:
                 continue
             x = np.array([final_score(a[env][algo][s], last) for s in seeds])

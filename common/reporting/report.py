@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from common.io import atomic_open
+from common.io import atomic_save_text
 from common.learning.algorithms import BY_NAME
 from common.reporting.aggregates import AGGREGATES, aggregate_groups, aggregate_text
 from common.reporting.figures import Curves, plot_aggregate, plot_curves, plot_env, plot_episodes, plot_summary
@@ -53,8 +53,6 @@ def make_report(results_dir: str, out_dir: str, seed: int = 0, last: int = 1) ->
     if any(group["iqm"] for group in groups.values()):
         paths.append(os.path.join(out_dir, "aggregate.png"))
         plot_aggregate({name: group for name, group in groups.items() if group["iqm"]}, paths[-1])
-    table_path = os.path.join(out_dir, "table.md")
-    with atomic_open(table_path) as f:
-        f.write((table + "\n").encode())
+    table_path = atomic_save_text(os.path.join(out_dir, "table.md"), table + "\n")
     return {"figures": paths, "table": table_path, "rows": rows, "markdown": table,
             **{key: {name: group[key] for name, group in groups.items()} for key in ("iqm", "poi", "paired")}}

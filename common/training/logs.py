@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from common.io import atomic_open
+from common.io import atomic_save_text
 
 
 class CsvLog:
@@ -46,8 +46,7 @@ class CsvLog:
 
     def rewrite(self) -> None:
         self.fields = list(dict.fromkeys(key for row in self.rows for key in row))
-        with atomic_open(self.path) as f:
-            f.write(_csv_text(self.fields, self.rows, header=True).encode())
+        atomic_save_text(self.path, _csv_text(self.fields, self.rows, header=True))
 
 
 def _csv_text(fields: list[str], rows: list[dict], header: bool = False) -> str:
