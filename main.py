@@ -220,8 +220,6 @@ def main(argv=None) -> int:
         if args.pipeline:
             run_pipeline(args)
             return 0
-        from common.training import stages
-
         cfg, family = resolve(args, args.env or REFERENCE_ENV)
         title, writes, reads, work = stage_of(cfg, family)
         banner(title, cfg)

@@ -5,7 +5,6 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from utils import Batch, mix_actions
 from discrete_SQV.dqn import DQN
