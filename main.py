@@ -19,7 +19,8 @@ import sys
 from common.training.flags import PIPELINE_ENV, REFERENCE_ENV
 
 # --pipeline budgets per profile and stage (behavioral env steps, buffer env steps, offline iterations),
-# plus flags it sets unless given. Chosen so the four stages finish in under 10 minutes on 2 CPU cores.
+# plus flags it sets unless given. Chosen so the four stages finish in under 10 minutes on 2 CPU cores
+# for classic control (Atari takes far longer on a CPU).
 PIPELINE = {
     "atari": {"budgets": (50_000, 50_000, 50_000), "flags": {}, "sqil": 50_000},
     "regular": {"budgets": (50_000, 50_000, 50_000), "flags": {}, "sqil": 30_000},

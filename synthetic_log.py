@@ -52,10 +52,11 @@ def synthetic_log(users: int = 6040, items: int = 3706, mean_per_user: float = 1
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", help="the .dat file to write")
-    parser.add_argument("--users", type=int, default=6040)
-    parser.add_argument("--items", type=int, default=3706)
-    parser.add_argument("--mean_per_user", type=float, default=165.6)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--users", type=int, default=6040, help="users in the log (default: MovieLens-1M's 6040)")
+    parser.add_argument("--items", type=int, default=3706, help="items in the catalogue (default: MovieLens-1M's 3706)")
+    parser.add_argument("--mean_per_user", type=float, default=165.6,
+                        help="mean ratings per user (default: MovieLens-1M's 165.6)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the log")
     args = parser.parse_args(argv)
     if args.users < 1 or args.items < 40 or args.mean_per_user < 20:
         parser.error("give --users >= 1, --items >= 40 and --mean_per_user >= 20")

@@ -1,4 +1,4 @@
-"""Networks of the continuous family (Fujimoto, Meger & Precup 2019, DESIGN §4).
+"""Networks of the continuous family (Fujimoto, Meger & Precup 2019, docs/DESIGN.md §4).
 
 Every MLP is `common.learning.nets.mlp`; ``max_action`` is a per-dimension tensor of the (symmetric)
 action bounds, so actions are scaled by the env's own bounds.

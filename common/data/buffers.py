@@ -1,4 +1,4 @@
-"""Replay buffers in the reference file formats (DESIGN §5, §6), and the public face of the buffer layer.
+"""Replay buffers in the reference file formats (docs/DESIGN.md §5, §6), and the public face of the buffer layer.
 
 `ReplayBuffer` (here) stores whole (s, a, s', r, not_done) rows: vector states, MinAtar images and
 continuous actions. `FrameStackBuffer` (`common.data.frame_stack`) stores one uint8 frame per

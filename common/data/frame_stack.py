@@ -1,5 +1,5 @@
 """The Atari replay buffer: one uint8 frame per transition, the frame stacks rebuilt at sample time
-(DESIGN §5), in the reference file format."""
+(docs/DESIGN.md §5), in the reference file format."""
 from __future__ import annotations
 
 import glob
@@ -29,7 +29,7 @@ def stack_mask(first: np.ndarray) -> np.ndarray:
 
 
 class FrameStackBuffer:
-    """Atari replay: one uint8 frame per transition, stacks rebuilt at sample time (DESIGN §5).
+    """Atari replay: one uint8 frame per transition, stacks rebuilt at sample time (docs/DESIGN.md §5).
 
     Index i holds the newest frame of s_i. Then s_i = frames [i, i-1, ..., i-H+1] and
     s'_i = frames [i+1, i, ..., i-H+2], with every frame older than its stack's episode start

@@ -1,4 +1,4 @@
-"""Environment creation (DESIGN §2, §5).
+"""Environment creation (docs/DESIGN.md §2, §5).
 
 `make_env(env_id, cfg)` (``cfg``: a run's config, read through `EnvOptions`) returns the environment plus what the rest of the code needs to know about
 it: its kind (``atari`` / ``image`` / ``vector``), the state shape the networks see and the action
@@ -114,7 +114,7 @@ def action_space_of(env_id: str) -> gym.spaces.Space:
 
 
 class AtariPreprocessing:
-    """The reference Atari preprocessing as a small env (Machado et al. 2018 settings, DESIGN §5).
+    """The reference Atari preprocessing as a small env (Machado et al. 2018 settings, docs/DESIGN.md §5).
 
     One step repeats the action ``frame_skip`` times and sums the raw rewards; the frame is the
     pixel-wise max of the grayscale screens of the last two raw frames, resized to

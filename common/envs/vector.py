@@ -3,7 +3,7 @@
 `make_vec_env(env_id, cfg, n)` returns a `VecEnv` with manual resets: ``step`` returns each env's
 true next state (the last state of an episode too), and the caller resets the finished envs with
 ``reset(mask, seeds)`` before stepping again. Atari uses ale-py's C++ vector env, which reproduces
-DESIGN §5's preprocessing (checked against `common.envs.make.AtariPreprocessing` by a test); the stack is
+docs/DESIGN.md §5's preprocessing (checked against `common.envs.make.AtariPreprocessing` by a test); the stack is
 flipped to index 0 = newest. Every other env uses gymnasium's `SyncVectorEnv` of `make_env` envs.
 """
 from __future__ import annotations
@@ -58,7 +58,7 @@ class GymVecEnv(VecEnv):
 
 
 class AtariVecEnv(VecEnv):
-    """ale-py's vector env with DESIGN §5's settings: no no-op starts, no fire reset, raw rewards,
+    """ale-py's vector env with docs/DESIGN.md §5's settings: no no-op starts, no fire reset, raw rewards,
     the id's sticky-action probability, ``frame_skip``, ``frame_size``², ``state_history`` frames and
     the ``max_episode_timesteps`` truncation. A lost life ends the episode (with a full reset, as
     `AtariPreprocessing` does) when ``done_on_life_loss`` is set."""

@@ -3,7 +3,7 @@ prefix, label and color (tables and figures), learner (the class each family map
 ``LEARNERS``) and, for the two-view learners, its view formulation and target rule. main.py, plot.py,
 sweep.py and both families read this table; adding an algorithm is one line here plus its learner.
 
-Two-view learners (DESIGN §4) train on two views of every sampled transition:
+Two-view learners (docs/DESIGN.md §4) train on two views of every sampled transition:
 - views ``independent`` (the released SQV code): view k = (aug s, aug s'), all four augmentations
   independent; ``clean`` (the paper's wording): view 1 = (s, s') un-augmented, view 2 = (aug s, aug s').
 - targets ``swap`` (SQV): each view regresses on the other's target; ``own``: each on its own;

@@ -1,4 +1,4 @@
-"""Data augmentation for SQV (DESIGN §4), batched over the first axis with no per-sample loop."""
+"""Data augmentation for SQV (docs/DESIGN.md §4), batched over the first axis with no per-sample loop."""
 from __future__ import annotations
 
 import sys

@@ -3,7 +3,7 @@ README's table), the typed `Config` built from it and from the other flags (`com
 `resolve`, which fills a parsed command line into a checked `Config`.
 
 Each `PARAMETERS` entry: name → (type, Atari default, regular default, continuous default, help). The env
-picks the column (DESIGN §3): Atari ids the first, other discrete-action envs the second, Box-action envs
+picks the column (docs/DESIGN.md §3): Atari ids the first, other discrete-action envs the second, Box-action envs
 the third. A flag given on the command line wins. ``None`` means "not used by this family".
 """
 from __future__ import annotations

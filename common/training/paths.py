@@ -1,4 +1,4 @@
-"""Where a stage's files go (the reference names, DESIGN §6) and the command that makes them."""
+"""Where a stage's files go (the reference names, docs/DESIGN.md §6) and the command that makes them."""
 from __future__ import annotations
 
 import os

@@ -72,7 +72,7 @@ def interact(vec: VecEnv, rollout: Rollout, steps: int, start: int = 0) -> list[
     Returns ``rollout.returns``, the raw returns of the finished episodes. not_done is 0 only on
     true terminals (``terminated``), never on ``truncated``. A truncated step is stored too:
     whole-transition buffers keep its real s', and the frame-stacked buffer never samples it,
-    because its s' frame is not stored (DESIGN §5). Env i is seeded ``seed + start + i`` at its
+    because its s' frame is not stored (docs/DESIGN.md §5). Env i is seeded ``seed + start + i`` at its
     first reset; a run resumed at step ``start`` begins with fresh episodes (an env's internal
     state is not checkpointed).
     """

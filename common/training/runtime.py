@@ -102,7 +102,7 @@ def mix_actions(act_batch: Callable[[np.ndarray], np.ndarray], states: np.ndarra
 def evaluate(act_batch: Callable[[np.ndarray], np.ndarray], make_vec_env: Callable[[int], Any], seed: int,
              episodes: int = 10, eval_eps: float = 0.0, device: torch.device | str = "cpu",
              num_envs: int = 1, discount: float = 1.0, clip_rewards: bool = False) -> np.ndarray:
-    """Raw returns of ``episodes`` evaluation episodes, played ``num_envs`` at a time (DESIGN §3);
+    """Raw returns of ``episodes`` evaluation episodes, played ``num_envs`` at a time (docs/DESIGN.md §3);
     with ``discount`` < 1 discounted returns, Σ_t γ^t r_t, and with ``clip_rewards`` of clip(r, −1, 1)
     (what a learner's value estimates, e.g. FQE's, are compared with).
 

@@ -5,7 +5,7 @@ module (`discrete_SQV.family` or `continuous_BCQ.family`) that builds the agents
 Agents act on batches of states, one per env: ``act_batch(states)`` (greedy),
 ``explore_actions(states, rng, space)`` (behavioral training), ``buffer_actions(states, rng,
 low_noise, space)`` (buffer generation); and provide ``train(buffer)``, ``save``/``load`` and
-``model_files(prefix)``. Files follow the reference names (DESIGN §6); the pieces live beside this
+``model_files(prefix)``. Files follow the reference names (docs/DESIGN.md §6); the pieces live beside this
 module: `paths`, `sources` (env and offline data), `rollout`, `run` (checkpoints, resume, guard,
 evaluation), `progress`, `logs`.
 """

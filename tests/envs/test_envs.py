@@ -10,7 +10,7 @@ from common.training.runtime import setting_name
 
 
 def reference_frames(env_id, actions, seed, frame_skip=4):
-    """The DESIGN §5 recipe by hand: raw grayscale screens, max of the last two, area resize."""
+    """The docs/DESIGN.md §5 recipe by hand: raw grayscale screens, max of the last two, area resize."""
     raw = gym.make(env_id, obs_type="grayscale", frameskip=1).unwrapped
     screen, _ = raw.reset(seed=seed)
     frames, rewards = [cv2.resize(screen, (84, 84), interpolation=cv2.INTER_AREA)], []

@@ -31,7 +31,7 @@ def atari_cfg(**overrides):
 
 @pytest.mark.parametrize("env_id", ["PongNoFrameskip-v4", "BreakoutNoFrameskip-v4"])
 def test_ale_vector_env_reproduces_our_atari_preprocessing(env_id):
-    """Same frames, rewards and terminals for 300 steps of random actions (DESIGN §5), except the
+    """Same frames, rewards and terminals for 300 steps of random actions (docs/DESIGN.md §5), except the
     frame after a terminal step, which no learner uses (not_done = 0, and the frame-stacked buffer
     never stores it): ALE's max-pool there differs from ours."""
     cfg = atari_cfg()

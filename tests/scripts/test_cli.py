@@ -1,5 +1,6 @@
 """End-to-end smoke runs of every stage through the CLI, repeatability, and clean errors."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -180,3 +181,17 @@ def test_readme_documents_every_flag():
     documented = lambda f: f"`{f}`" in readme or (f.startswith("--no-") and f"`--{f[5:]}`" in readme)
     missing = [f for f in flags if f != "--help" and not documented(f)]
     assert not missing, f"README lacks {missing}"
+
+
+@pytest.mark.parametrize("command", ["plot.py", "sweep.py", "bench.py", "augmentation_check.py", "synthetic_log.py"])
+def test_readme_documents_every_flag_of_the_other_commands(command):
+    """Each command's options (from its --help) are named in README."""
+    result = subprocess.run([sys.executable, os.path.join(ROOT, command), "--help"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    options = result.stdout.split("\noptions:\n", 1)[1]
+    flags = {f for f in re.findall(r"^\s+(--[a-z_]+)", options, re.M) if f != "--help"}
+    assert len(flags) >= 1
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    missing = sorted(f for f in flags if not re.search(rf"(?<![\w-]){f}(?![\w-])", readme))
+    assert not missing, f"README lacks {command}'s {missing}"
