@@ -17,7 +17,6 @@ duplicated, even where the counts cancel), the count's share among the states ac
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
@@ -26,20 +25,13 @@ import torch
 import torch.nn.functional as F
 
 from common.learning.augment import SHIFTS, ObjectPreservingShift, RandomShift, object_counts
-from common.errors import UserError
+from common.errors import Parser, UserError
 
 GAMES = tuple(f"MinAtar/{game}-v1" for game in ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders"))
 AUGMENTATIONS = {"replicate": RandomShift, "preserve_objects": ObjectPreservingShift}
 COLUMNS = {"count": "count changes", "channel_count": "a channel's count changes",
            "objects": "objects dropped or duplicated", "count_moved": "count changes, offset ≠ identity",
            "unshifted": "left in place"}
-
-
-class Parser(argparse.ArgumentParser):
-    """Usage errors as one line, exit code 2."""
-
-    def error(self, message: str):
-        self.exit(2, f"error: {message}; see python augmentation_check.py --help\n")
 
 
 def random_play_states(env_id: str, n: int, seed: int) -> np.ndarray:
@@ -121,7 +113,7 @@ def check(envs: list[str], buffer: str | None) -> None:
 
 
 def main(argv=None) -> int:
-    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser("augmentation_check.py", description=__doc__)
     parser.add_argument("--env", action="append", default=None,
                         help=f"a MinAtar id, repeatable (default: the five games, {', '.join(GAMES)})")
     parser.add_argument("--states", type=int, default=5000, help="states per game")

@@ -32,12 +32,13 @@ import sys
 
 import torch
 
+from common.errors import Parser, UserError
 from common.reporting.benchmarks import DEFAULT_GROUPS, GROUPS, Report
 from common.training.runtime import get_device, keep_freed_memory
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser("bench.py", description=__doc__)
     parser.add_argument("--device", type=str, default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--quick", action="store_true", help="fewer calls and repeats: under 2 minutes")
     parser.add_argument("--baseline", action="store_true", help="also time the original algorithm")
@@ -59,10 +60,25 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main() -> None:
-    args = make_parser().parse_args()
+def checked_args(parser: Parser) -> tuple[argparse.Namespace, torch.device]:
+    """The arguments and the device, or a one-line usage error (exit code 2)."""
+    args = parser.parse_args()
+    repeats = [] if args.repeats is None else [args.repeats]
+    for flag, values in (("--repeats", repeats), ("--num_envs", args.num_envs),
+                         ("--profile_rows", [args.profile_rows]), ("--replay_size", [args.replay_size])):
+        if values and min(values) < 1:
+            parser.error(f"{flag} must be at least 1, got {min(values)}")
     args.repeats = args.repeats or (3 if args.quick else 5)
-    device = get_device(args.device)
+    try:
+        device = get_device(args.device)
+        args.buffer_device = get_device(args.buffer_device, "--buffer_device")
+    except UserError as err:
+        parser.error(str(err))
+    return args, device
+
+
+def main() -> None:
+    args, device = checked_args(make_parser())
     report = Report(device)
     if len(args.only) == 1:
         run_group(args.only[0], report, args, device)

@@ -16,6 +16,7 @@ import argparse
 import os
 import sys
 
+from common.errors import Parser
 from common.training.flags import PIPELINE_ENV, REFERENCE_ENV
 
 # --pipeline budgets per profile and stage (behavioral env steps, buffer env steps, offline iterations),
@@ -28,19 +29,12 @@ PIPELINE = {
 }
 
 
-class Parser(argparse.ArgumentParser):
-    """Usage errors as one line (the problem and where to look), exit code 2."""
-
-    def error(self, message: str):
-        self.exit(2, f"error: {message}; see python main.py --help\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The flags of `common.training.flags.FLAGS`, then one per hyperparameter of `PARAMETERS`."""
     from common.training.config import PARAMETERS
     from common.training.flags import FLAGS, STAGE
 
-    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser("main.py", description=__doc__)
     groups = {STAGE: parser.add_mutually_exclusive_group()}
     for flag in FLAGS:
         if flag.group is not None and flag.group not in groups:

@@ -31,12 +31,12 @@ import argparse
 import os
 import sys
 
-from common.errors import UserError
+from common.errors import Parser, UserError
 from common.reporting.report import make_report
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser("plot.py", description=__doc__)
     parser.add_argument("--results_dir", type=str, default="results", help="where the results/*.npy files are")
     parser.add_argument("--out_dir", type=str, default="plots", help="where the PNG files and table.md go")
     parser.add_argument("--last", type=int, default=1,
@@ -53,6 +53,8 @@ def problem(args: argparse.Namespace) -> str | None:
     for where in (args.results_dir, args.against):
         if where is not None and not os.path.isdir(where):
             return f"no results directory {where}; run python main.py --pipeline first"
+    if args.against is not None and os.path.samefile(args.results_dir, args.against):
+        return f"--against {args.against} is --results_dir itself; give the other run's results folder"
     existing = os.path.abspath(args.out_dir)
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.against:
                 return against(args)
             report = make_report(args.results_dir, args.out_dir, last=args.last)
-        except (FileNotFoundError, UserError) as err:
+        except UserError as err:
             message = str(err)
     if message is not None:
         print(f"error: {message}", file=sys.stderr)

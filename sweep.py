@@ -24,15 +24,14 @@ import argparse
 import os
 import sys
 
-from common.errors import UserError
+from common.errors import Parser, UserError
 from common.learning.algorithms import BY_NAME
 from common.training.sweep import (Progress, Run, Sweep, expand, finished_runs, load_config, plan, run_ray,
                                    run_sequential)
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=f"algorithms: {', '.join(BY_NAME)}")
+    parser = Parser("sweep.py", description=__doc__, epilog=f"algorithms: {', '.join(BY_NAME)}")
     parser.add_argument("config", help="the sweep's YAML config")
     parser.add_argument("--ray_address", default=None, help="an existing Ray cluster (e.g. auto); default: a local Ray")
     parser.add_argument("--num_cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
@@ -52,6 +51,8 @@ def chosen_runs(argv: list[str] | None) -> tuple[argparse.Namespace, dict, list[
     algorithm outside the config is a one-line error)."""
     parser = make_parser()
     args = parser.parse_args(argv)
+    if args.num_cpus is not None and args.num_cpus < 1:
+        parser.error(f"--num_cpus must be at least 1, got {args.num_cpus}")
     config = load_config(args.config)
     try:
         seeds = None if args.seeds is None else [int(s) for s in args.seeds.split(",")]
@@ -80,9 +81,9 @@ def report(config: dict) -> None:
         from common.reporting.report import make_report  # matplotlib and torch: only for the report
 
         try:
-            made = make_report(results, os.path.join(config["out_dir"], "plots"), last=int(config.get("last_evals", 1)))
+            made = make_report(results, os.path.join(config["out_dir"], "plots"), last=config.get("last_evals", 1))
             print(f"[sweep] plots: {', '.join(made['figures'])}; table: {made['table']}")
-        except (FileNotFoundError, UserError) as err:  # no results, or a damaged results file
+        except UserError as err:  # no results, or a damaged results file
             print(f"[sweep] no table: {err}")
 
 
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{', ...' if len(changed) > 3 else ''}): they run again, and the runs that need them")
     sweep = Sweep(runs, done_already, out_dir, Progress(len(runs), len(done_already)))
     print(f"[sweep] {len(runs)} runs, {len(done_already)} already done; logs in {os.path.join(out_dir, 'sweep')}")
-    resources = config.get("resources", {})
+    resources = config.get("resources") or {}
     if args.no_ray:
         run_sequential(sweep, max(1, int(resources.get("num_cpus", 1))))
     else:

@@ -12,11 +12,12 @@ must sort by time), and about 5% of a user's steps share the previous timestamp.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 import numpy as np
+
+from common.errors import Parser
 
 
 def synthetic_log(users: int = 6040, items: int = 3706, mean_per_user: float = 165.6, genres: int = 18,
@@ -50,7 +51,7 @@ def synthetic_log(users: int = 6040, items: int = 3706, mean_per_user: float = 1
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser("synthetic_log.py", description=__doc__)
     parser.add_argument("out", help="the .dat file to write")
     parser.add_argument("--users", type=int, default=6040, help="users in the log (default: MovieLens-1M's 6040)")
     parser.add_argument("--items", type=int, default=3706, help="items in the catalogue (default: MovieLens-1M's 3706)")

@@ -22,7 +22,7 @@ from common.learning.augment import RandomShift, augmented_views, make_augmentat
 from common.reporting.baseline import OriginalLearner, original_crop, original_sample
 from common.training.config import defaults
 from common.training.rollout import Rollout, interact
-from common.training.runtime import evaluate, get_device
+from common.training.runtime import evaluate
 from continuous_BCQ.bcq import BCQ as ContinuousBCQ
 from continuous_BCQ.sqv import SQV as ContinuousSQV
 from discrete_SQV.bcq import BCQ
@@ -103,7 +103,7 @@ class Report:
 
 def atari_updates(report, args, device, scale):
     """Updates/s of DQN, BCQ and SQV (and the original BCQ and SQV with ``--baseline``) on Atari frames."""
-    atari = atari_buffer(device, np.random.default_rng(0), storage_device=get_device(args.buffer_device))
+    atari = atari_buffer(device, np.random.default_rng(0), storage_device=args.buffer_device)
     cfg = SimpleNamespace(**defaults("atari"))
     cases = [(f"{cls.__name__} atari 4x84x84 b32", lambda c=cls: c(ATARI, (4, 84, 84), 6, cfg, device),
               atari, ATARI, cfg, 8 * scale) for cls in (DQN, BCQ, SQV)]
@@ -148,7 +148,7 @@ def time_updates(report, args, device, cases):
 
 def bench_sampling(report, args, device, scale):
     """Milliseconds per Atari batch: sampled, augmented (two views), as network input; the original's."""
-    atari = atari_buffer(device, np.random.default_rng(0), storage_device=get_device(args.buffer_device))
+    atari = atari_buffer(device, np.random.default_rng(0), storage_device=args.buffer_device)
     shift = RandomShift(4)
 
     def sample_augment():  # what SQV does per update: s and s' of a batch, two views each (uint8: the
@@ -234,7 +234,7 @@ def profile_sqv(report, args, device, scale):
     after a warm-up): a table per precision, sorted by self time, and the updates/s it ran at."""
     from torch.profiler import ProfilerActivity, profile
 
-    atari = atari_buffer(device, np.random.default_rng(0), storage_device=get_device(args.buffer_device))
+    atari = atari_buffer(device, np.random.default_rng(0), storage_device=args.buffer_device)
     cfg = SimpleNamespace(**defaults("atari"))
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     for precision in args.precision:

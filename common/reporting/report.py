@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from common.errors import UserError
 from common.io import atomic_save_text
 from common.learning.algorithms import BY_NAME
 from common.reporting.aggregates import AGGREGATES, aggregate_groups, aggregate_text
@@ -37,8 +38,11 @@ def make_report(results_dir: str, out_dir: str, seed: int = 0, last: int = 1) ->
     found = collect(results_dir)
     if not found:
         kinds = f"{BASELINE}_*, {BY_NAME['sqv'].prefix}_*, behavioral_*"
-        raise FileNotFoundError(f"no results files ({kinds}) in {results_dir}")
-    os.makedirs(out_dir, exist_ok=True)
+        raise UserError(f"no results files ({kinds}) in {results_dir}")
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot write the report to {out_dir} ({err.strerror}); choose another --out_dir") from None
     # the figures' bands; each statistic of the table has its own seed
     paths = draw_curves(found, Curves(results_dir, np.random.default_rng(seed), last), out_dir)
     rows = summarize(found, last)

@@ -38,7 +38,25 @@ def load_checked(path: str, what: str) -> np.ndarray:
         raise UserError(f"results file {path} is an .npz archive; {fix}")
     if values.ndim != 1 or values.dtype.kind not in "iuf" or (not values.size and what.startswith("a non")):
         raise UserError(f"results file {path} holds {values.dtype} values of shape {values.shape}; {fix}")
+    if not np.isfinite(values).all():
+        raise UserError(f"results file {path} holds non-finite values (nan or inf); {fix}")
     return values
+
+
+def read_steps(path: str) -> list[int]:
+    """The ``step`` column of a run's eval CSV, whole numbers in increasing order; anything else is a
+    one-line `UserError`."""
+    fix = "delete it (the report then numbers the evaluations 1, 2, ...) or rerun the stage"
+    try:
+        with open(path, newline="") as f:
+            steps = [int(row["step"]) for row in csv.DictReader(f)]
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise UserError(f"eval log {path} cannot be read ({err}); {fix}") from None
+    except (KeyError, TypeError, ValueError):
+        raise UserError(f"eval log {path} is not a CSV with whole-number steps in a 'step' column; {fix}") from None
+    if any(b <= a for a, b in zip(steps, steps[1:])):
+        raise UserError(f"eval log {path}: its steps do not increase; {fix}")
+    return steps
 
 
 def collect(results_dir: str) -> Found:
@@ -53,6 +71,9 @@ def collect(results_dir: str) -> Found:
         what = ("a 1-D array of episode returns" if episodes or match[1] == "buffer_returns"
                 else "a non-empty 1-D array of evaluation returns")
         values = load_checked(os.path.join(results_dir, name), what)
+        log = os.path.join(results_dir, f"{name[:-len('.npy')]}_eval.csv")
+        if match and os.path.exists(log):
+            read_steps(log)  # checked before a figure is drawn
         if match:
             found[match[2]][match[1]][int(match[3])] = values
     return found
@@ -72,8 +93,7 @@ def eval_steps(results_dir: str, algo: str, env: str, seed: int, n: int) -> tupl
     """Iterations of each evaluation from the run's eval CSV, or 1, 2, ... when it is absent."""
     path = os.path.join(results_dir, f"{algo}_{env}_{seed}_eval.csv")
     if os.path.exists(path):
-        with open(path) as f:
-            steps = [int(row["step"]) for row in csv.DictReader(f)]
+        steps = read_steps(path)
         if len(steps) >= n:
             return np.array(steps[:n]), "training iterations"
     return np.arange(1, n + 1), "evaluation"

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from common.learning.algorithms import BY_NAME
+from common.training.sweep_config import ConfigError, load_config  # noqa: F401 (the engine's front)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # where main.py is
 
@@ -22,43 +23,6 @@ class Run:
     stage: str              # behavioral, buffer or offline
     argv: list[str]         # main.py's arguments
     needs: list[str] = field(default_factory=list)
-
-
-class ConfigError(SystemExit):
-    """A bad sweep config: its one line goes to stderr and the sweep exits with code 2."""
-
-    def __init__(self, message: str):
-        print(message, file=sys.stderr)
-        super().__init__(2)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
-
-
-def load_config(path: str) -> dict:
-    """The sweep config of a YAML file, with ``out_dir`` made absolute; a `ConfigError` where it cannot
-    be read or lacks a key or names an unknown algorithm."""
-    try:
-        import yaml
-    except ImportError:
-        raise ConfigError("error: sweep configs are YAML and PyYAML is not installed: pip install -e '.[sweep]'") from None
-
-    try:
-        with open(path) as f:
-            config = yaml.safe_load(f)
-    except OSError as err:
-        raise ConfigError(f"error: cannot read sweep config {path} ({err.strerror})")
-    except yaml.YAMLError as err:
-        raise ConfigError(f"error: sweep config {path} is not valid YAML ({str(err).splitlines()[0]})")
-    missing = [k for k in ("out_dir", "envs", "seeds", "algos") if k not in (config or {})]
-    if missing:
-        raise ConfigError(f"error: sweep config {path} lacks '{missing[0]}' (see sweep.py --help)")
-    config["out_dir"] = os.path.abspath(config["out_dir"])  # one place for runs, markers and results
-    unknown = [a for a in config["algos"] if a not in BY_NAME]
-    if unknown:
-        raise ConfigError(f"error: sweep config {path}: unknown algorithm '{unknown[0]}'; use {', '.join(BY_NAME)}")
-    return config
 
 
 def as_flags(values: dict | None) -> list[str]:
@@ -271,6 +235,11 @@ def start_ray(resources: dict, address: str | None, num_cpus: int | None) -> Non
     else:
         ray.init(num_cpus=num_cpus or os.cpu_count(), log_to_driver=False, include_dashboard=False,
                  runtime_env=runtime_env)
+    cpus, total = float(resources.get("num_cpus", 1)), ray.cluster_resources().get("CPU", 0)
+    if cpus > total:  # Ray would wait forever for a worker that big
+        ray.shutdown()
+        raise ConfigError(f"error: the config asks for {cpus:g} CPUs per run but this Ray has {total:g}; lower "
+                          f"resources.num_cpus{'' if address else ' or raise --num_cpus'}")
 
 
 def submit(sweep: Sweep, resources: dict) -> dict:

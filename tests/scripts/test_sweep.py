@@ -119,8 +119,47 @@ def test_bad_configs_are_one_line_errors(tmp_path, monkeypatch, capsys):
     monkeypatch.undo()
     with pytest.raises(SystemExit, match="lacks 'algos'"):
         engine.load_config(write_config(tmp_path, "out_dir: x\nenvs: [a]\nseeds: [0]\n"))
-    with pytest.raises(SystemExit, match="unknown algorithm 'cql'"):
+    with pytest.raises(SystemExit, match="'cql' is not an algorithm"):
         engine.load_config(write_config(tmp_path, "out_dir: x\nenvs: [a]\nseeds: [0]\nalgos: [cql]\n"))
+
+
+GRID = "out_dir: x\nenvs: [CartPole-v1]\nseeds: [0]\nalgos: [bcq]\n"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("- a\n- b\n", "not a mapping"),
+    ("out_dir: x\nenvs: CartPole-v1\nseeds: [0]\nalgos: [bcq]\n", "envs must be a non-empty list"),
+    ("out_dir: x\nenvs: [CartPole-v1]\nseeds: 0\nalgos: [bcq]\n", "seeds must be a non-empty list"),
+    ("out_dir: x\nenvs: [CartPole-v1]\nseeds: [0]\nalgos:\n", "algos must be a non-empty list"),
+    ("out_dir: x\nenvs: [CartPole-v1]\nseeds: [0, 0]\nalgos: [bcq]\n", "seeds lists 0 twice"),
+    ("out_dir: x\nenvs: [CartPole-v1]\nseeds: [-1]\nalgos: [bcq]\n", "-1 is not a non-negative integer"),
+    ("out_dir: x\nenvs: [CartPole-v1]\nseeds: [0.5]\nalgos: [bcq]\n", "0.5 is not a non-negative integer"),
+    ("out_dir:\nenvs: [CartPole-v1]\nseeds: [0]\nalgos: [bcq]\n", "out_dir must be a folder's path"),
+    (GRID + "colour: red\n", "unknown key 'colour'"),
+    (GRID + "stages: {bufer: {max_timesteps: 5}}\n", "'bufer' is not a stage"),
+    (GRID + "flags: [eval_episodes]\n", "flags must be a mapping"),
+    (GRID + "flags: {no_such_flag: 3}\n", "'no_such_flag' is not a main.py flag"),
+    (GRID + "stages: {offline: {max_timestep: 3}}\n", "stages.offline: 'max_timestep' is not a main.py flag"),
+    (GRID + "env_flags: {Pong: {seed: 1}}\n", "'Pong' is not one of the config's envs"),
+    (GRID + "resources: {num_cpus: -3}\n", "resources.num_cpus must be a non-negative number"),
+    (GRID + "resources: {num_cpus: 0}\n", "resources.num_cpus must be positive"),
+    (GRID + "last_evals: 0\n", "last_evals must be a positive integer"),
+    (GRID + "last_evals: zero\n", "last_evals must be a positive integer"),
+])
+def test_configs_of_the_wrong_shape_are_one_line_errors_before_anything_runs(tmp_path, capsys, text, message):
+    (tmp_path / "sweep.yaml").write_text(text)
+    with pytest.raises(SystemExit) as exit_:
+        sweep.main([str(tmp_path / "sweep.yaml"), "--no_ray"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "out").exists()
+
+
+def test_a_run_bigger_than_the_local_ray_is_an_error_not_a_wait(tmp_path, capsys):
+    pytest.importorskip("ray")
+    with pytest.raises(SystemExit) as exit_:
+        sweep.main([write_config(tmp_path, CONFIG.replace("num_cpus: 1", "num_cpus: 64")), "--num_cpus", "1"])
+    assert exit_.value.code == 2 and "64 CPUs per run but this Ray has 1" in capsys.readouterr().err
 
 
 def test_finished_runs_are_skipped_and_failures_stop_only_their_dependents(tmp_path, monkeypatch, capsys):

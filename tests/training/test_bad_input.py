@@ -222,6 +222,22 @@ PLOT_BAD = [
      "hDQN_CartPole-v1_0_episodes.npy holds float64 values of shape (2, 2); expected a 1-D array of episode"),
     ("out_dir a file", lambda results: (results.parent / "plots").write_text("a file"), ["--out_dir", "{root}/plots"],
      "--out_dir {root}/plots: {root}/plots is a file, not a folder; choose another --out_dir"),
+    ("nan returns", lambda results: np.save(results / "SQV_CartPole-v1_0.npy", np.array([1.0, np.nan])), [],
+     "SQV_CartPole-v1_0.npy holds non-finite values (nan or inf)"),
+    ("inf returns", lambda results: np.save(results / "behavioral_CartPole-v1_0.npy", np.array([np.inf])), [],
+     "behavioral_CartPole-v1_0.npy holds non-finite values (nan or inf)"),
+    ("eval log garbage row", lambda results: (results / "BCQ_CartPole-v1_1_eval.csv").write_text(
+        "step,mean_return\n1,1.0\ngarbage,row\n"), [], "BCQ_CartPole-v1_1_eval.csv is not a CSV with whole-number steps"),
+    ("eval log without header", lambda results: (results / "BCQ_CartPole-v1_1_eval.csv").write_text("1,1.0\n2,2.0\n"),
+     [], "BCQ_CartPole-v1_1_eval.csv is not a CSV with whole-number steps"),
+    ("eval log binary", lambda results: (results / "SQV_CartPole-v1_0_eval.csv").write_bytes(b"\xff\xfe\x00junk"), [],
+     "SQV_CartPole-v1_0_eval.csv cannot be read"),
+    ("eval log steps repeat", lambda results: (results / "SQV_CartPole-v1_0_eval.csv").write_text(
+        "step,mean_return\n2,1.0\n2,3.0\n"), [], "SQV_CartPole-v1_0_eval.csv: its steps do not increase"),
+    ("out_dir unwritable", lambda results: None, ["--out_dir", "/proc/no_plots_here"],
+     "cannot write the report to /proc/no_plots_here"),
+    ("against itself", lambda results: None, ["--against", "{root}/results"],
+     "--against {root}/results is --results_dir itself"),
 ]
 
 
