@@ -18,6 +18,7 @@ import sys
 import numpy as np
 
 from common.errors import Parser
+from common.io import atomic_open
 
 
 def synthetic_log(users: int = 6040, items: int = 3706, mean_per_user: float = 165.6, genres: int = 18,
@@ -28,6 +29,9 @@ def synthetic_log(users: int = 6040, items: int = 3706, mean_per_user: float = 1
     popularity = 1.0 / (1.0 + rng.permutation(items)) ** 0.8
     counts = np.minimum(20 + rng.geometric(1.0 / max(mean_per_user - 19, 1.0), size=users), items // 2)
     preferred = rng.integers(genres, size=users)
+    present = np.unique(genre)
+    if len(present) < genres:  # a small catalogue can leave a genre empty: prefer only genres that have items
+        preferred = present[preferred % len(present)]
     rows = []
     everyone = popularity / popularity.sum()
     for user in range(users):
@@ -59,14 +63,18 @@ def main(argv=None) -> int:
                         help="mean ratings per user (default: MovieLens-1M's 165.6)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the log")
     args = parser.parse_args(argv)
-    if args.users < 1 or args.items < 40 or args.mean_per_user < 20:
-        parser.error("give --users >= 1, --items >= 40 and --mean_per_user >= 20")
+    if not (1 <= args.users <= 10**6 and 40 <= args.items <= 10**7 and 20 <= args.mean_per_user <= 10**4):
+        parser.error("give 1 <= --users <= 1e6, 40 <= --items <= 1e7 and 20 <= --mean_per_user <= 1e4")
+    if args.seed < 0:
+        parser.error(f"--seed must be a non-negative integer, got {args.seed}")
+    if not args.out or os.path.isdir(args.out):
+        parser.error(f"{args.out!r} is not a file name; give the .dat file to write")
     log = synthetic_log(args.users, args.items, args.mean_per_user, seed=args.seed)
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from common.io import atomic_open
-
-    with atomic_open(args.out) as f:
-        np.savetxt(f, log, fmt="%d::%d::%d::%d")
+    try:
+        with atomic_open(args.out) as f:
+            np.savetxt(f, log, fmt="%d::%d::%d::%d")
+    except OSError as err:
+        parser.error(f"cannot write {args.out} ({err.strerror}); choose another path")
     print(f"{args.out}: {len(log)} ratings of {args.users} users on {args.items} items")
     return 0
 

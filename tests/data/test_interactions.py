@@ -188,3 +188,24 @@ def test_the_user_s_own_embeddings_indexed_by_item_id(tmp_path, capsys):
     np.save(tmp_path / "short.npy", table[:10])
     assert main.main([*flags[:-8], "--item_embeddings", str(tmp_path / "short.npy"), "--max_timesteps", "4"]) == 2
     assert "has 10 rows, but the log's training part holds item id" in capsys.readouterr().err
+
+
+def test_synthetic_log_small_catalogues_and_bad_arguments(tmp_path, capsys):
+    """Every catalogue size it accepts works (a small one can leave a genre empty); what it cannot make or
+    write is one line, exit 2, no file."""
+    import synthetic_log
+    for items in range(40, 101, 10):
+        for seed in range(4):
+            log = synthetic_log.synthetic_log(5, items, 20, seed=seed)
+            assert log[:, 1].min() >= 1 and log[:, 1].max() <= items
+    (tmp_path / "a_file").write_text("")
+    for argv, message in (([str(tmp_path / "x.dat"), "--mean_per_user", "nan"], "20 <= --mean_per_user <= 1e4"),
+                          ([str(tmp_path / "x.dat"), "--items", str(10**11)], "40 <= --items <= 1e7"),
+                          ([str(tmp_path / "x.dat"), "--seed", "-1"], "--seed must be a non-negative integer"),
+                          ([str(tmp_path)], "is not a file name"),
+                          ([str(tmp_path / "a_file" / "x.dat"), "--users", "3", "--items", "40"], "cannot write")):
+        with pytest.raises(SystemExit) as exit_:
+            synthetic_log.main(argv)
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and message in err and err.count("\n") == 1, err
+    assert sorted(os.listdir(tmp_path)) == ["a_file"]
