@@ -99,7 +99,8 @@ def csv_options(path: str, first: str, names: list[str]) -> tuple[dict, dict]:
     """pandas' options for the log whose first line is ``first``, and the renaming of its columns to
     user, item, rating, time."""
     if "::" in first:  # MovieLens .dat: positional, no header
-        options = dict(sep=":", header=None, usecols=[0, 2, 4, 6], names=["u", "_1", "i", "_2", "r", "_3", "t"])
+        # every field read (no usecols), so a row with more than four fields is an error, not silently cut
+        options = dict(sep=":", header=None, names=["u", "_1", "i", "_2", "r", "_3", "t"])
         width = len(first.strip().split("::"))
         if width != 4:
             raise UserError(f"{path}: a '::' file must hold UserID::ItemID::Rating::Timestamp; its first line has "
@@ -109,7 +110,11 @@ def csv_options(path: str, first: str, names: list[str]) -> tuple[dict, dict]:
     header = [h.strip() for h in first.strip().split(sep)]
     missing = [name for name in names if name not in header]
     if missing:
-        raise UserError(f"{path}: no column {missing[0]!r} (its header has {', '.join(header)}); name the user, "
+        shown = ", ".join(header)
+        if not shown.isprintable():  # a binary file
+            raise UserError(f"{path}: its first line is not text; give a ratings .dat or a CSV/TSV with a header")
+        shown = shown if len(shown) <= 120 else shown[:120] + "…"
+        raise UserError(f"{path}: no column {missing[0]!r} (its header has {shown}); name the user, "
                         "item, rating and timestamp columns with --rec_columns")
     options = dict(sep=sep, header=0, usecols=names)
     return options, dict(zip(names, ["user", "item", "rating", "time"] if len(names) == 4 else ["user", "item", "time"]))
@@ -124,6 +129,10 @@ def read_rows(path: str, options: dict, rename: dict, reward_of) -> tuple[np.nda
         for chunk in pd.read_csv(path, dtype=str, chunksize=CHUNK, engine="c", keep_default_na=False, **options):
             chunk = chunk.rename(columns=rename)
             try:
+                if "_1" in chunk:  # a '::' file: the fields between the '::' separators are empty
+                    misplaced = (chunk[["_1", "_2", "_3"]].to_numpy() != "").any(axis=1)
+                    if misplaced.any():
+                        raise BadRow(int(np.flatnonzero(misplaced)[0]), "is not UserID::ItemID::Rating::Timestamp")
                 users.append(numeric(chunk["user"].to_numpy(), "user id", integer=True).astype(np.int64))
                 items.append(numeric(chunk["item"].to_numpy(), "item id", integer=True).astype(np.int64))
                 times.append(numeric(chunk["time"].to_numpy(), "timestamp").astype(np.float64))

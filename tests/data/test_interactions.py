@@ -53,6 +53,10 @@ def test_csv_and_tsv_with_named_columns_and_a_behavior_map(tmp_path):
     ("1::2::5::9\n", "user,item,rating,timestamp", "map:1=0,2=1", "the log holds '5', which the map does not name"),
     ("1::2::5::9\n", "user,item,rating,timestamp", "threshold:high", "--rec_reward threshold:high: expected"),
     ("1::2::5::9\n", "user,item", "click", "--rec_columns user,item: name the user, item"),
+    ("1::3::3::100\n2::5::3::102::9\n", "user,item,rating,timestamp", "threshold:4", "Expected 7 fields in line 2"),
+    ("1::3::3::100\n2:3::3::100\n", "user,item,rating,timestamp", "threshold:4",
+     "data row 2: is not UserID::ItemID::Rating::Timestamp"),
+    ("\x00\x07\x1b,user\n1,2\n", "user,item,rating,timestamp", "threshold:4", "its first line is not text"),
 ])
 def test_bad_logs_are_one_line_errors(tmp_path, text, columns, rule, message):
     with pytest.raises(UserError) as err:
