@@ -17,8 +17,9 @@ duplicated, even where the counts cancel), the count's share among the states ac
 """
 from __future__ import annotations
 
-import json
+import os
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 
 from common.learning.augment import SHIFTS, ObjectPreservingShift, RandomShift, object_counts
 from common.errors import Parser, UserError
+from common.io import atomic_save_json
 
 GAMES = tuple(f"MinAtar/{game}-v1" for game in ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders"))
 AUGMENTATIONS = {"replicate": RandomShift, "preserve_objects": ObjectPreservingShift}
@@ -53,16 +55,22 @@ def random_play_states(env_id: str, n: int, seed: int) -> np.ndarray:
 
 def buffer_states(prefix: str, env_id: str, n: int, seed: int) -> np.ndarray:
     """Up to n states drawn without replacement (seeded) from the saved buffer ``prefix``."""
+    from common.data import manifest
     from common.data.buffers import ReplayBuffer
     from common.envs.make import make_env
 
     info = make_env(env_id)
     info.env.close()
+    how = f"python main.py --generate_buffer --env {env_id}"
+    manifest.verify(prefix, SimpleNamespace(env=env_id), info, how)  # as main.py checks a buffer it trains on
     rng = np.random.default_rng(seed)
     buffer = ReplayBuffer(info.state_shape, 1, 1, "cpu", rng, state_dtype=np.uint8)
-    buffer.load(prefix, mmap=True)
+    buffer.load(prefix, how_to_create=how, mmap=True)
     ind = np.sort(rng.choice(buffer.size, min(n, buffer.size), replace=False))
-    return np.asarray(buffer.state[ind]).astype(np.uint8)
+    states = np.asarray(buffer.state[ind])
+    if not np.array_equal(states, states.astype(np.uint8)):  # MinAtar cells are 0 or 1
+        raise UserError(f"buffer {prefix} holds states that are not whole numbers in 0-255: not a MinAtar buffer")
+    return states.astype(np.uint8)
 
 
 def translated(states: torch.Tensor, offsets: torch.Tensor, pad: int) -> torch.Tensor:
@@ -128,8 +136,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.states <= 0:
         parser.error(f"--states must be positive, got {args.states}")
-    if args.pad <= 0:
-        parser.error(f"--pad must be positive, got {args.pad}")
+    if args.states > 10**7:
+        parser.error(f"--states {args.states}: at most 1e7 per game")
+    if not 0 < args.pad < 10:
+        parser.error(f"--pad must be between 1 and 9 (a MinAtar state is 10 × 10 cells), got {args.pad}")
+    if args.out and (os.path.isdir(args.out) or not os.path.isdir(os.path.dirname(os.path.abspath(args.out)))):
+        parser.error(f"--out {args.out}: not a file in an existing folder")
     envs, shifts = args.env or list(GAMES), args.aug_shift or list(SHIFTS)
     try:
         check(envs, args.buffer)
@@ -147,8 +159,7 @@ def main(argv=None) -> int:
         print(markdown(rows))
         if args.out:
             try:
-                with open(args.out, "w") as f:
-                    json.dump(rows, f, indent=1)
+                atomic_save_json(args.out, rows)
             except OSError as err:
                 raise UserError(f"--out {args.out}: cannot write ({err.strerror})") from None
     except UserError as err:

@@ -136,6 +136,9 @@ class ReplayBuffer:
         """Refuse stored states or actions of another size than this env's, or columns of another length."""
         for name, want in (("state", self.state_shape), ("action", self.action_shape)):
             found = arrays[name].shape[1:] if arrays[name].ndim > 1 else (1,)
-            if int(np.prod(found)) != int(np.prod(want)) or arrays[name].shape[0] != n:
+            if arrays[name].shape[0] != n:
+                raise UserError(f"buffer {prefix} holds {arrays[name].shape[0]} {name} rows but {n} rewards: its "
+                                "files come from different buffers or were cut short; regenerate it")
+            if int(np.prod(found)) != int(np.prod(want)):
                 raise UserError(f"buffer {prefix} holds {name}s of shape {arrays[name].shape[1:]}, but this env's "
                                 f"{name}s have shape {want}: was it generated for another env?")

@@ -1,4 +1,5 @@
 """Random shift: within ±pad, replicate borders, equal to a naive per-sample pad-and-crop."""
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -212,3 +213,43 @@ def test_augmentation_check_rejects_bad_input(argv, capsys):
     assert run_check(*argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error:") and "Traceback" not in err
+
+
+def test_augmentation_check_reads_a_buffer_only_after_main_py_s_checks(tmp_path, capsys):
+    """--buffer: a buffer of the named game is measured; one of another game, or with damaged files, or with
+    states that are not MinAtar cells, is a one-line error, as main.py would refuse it."""
+    from types import SimpleNamespace
+
+    from common.data import manifest
+    from common.data.buffers import ReplayBuffer
+    from common.envs.make import make_env
+
+    info = make_env("MinAtar/Breakout-v1")
+    info.env.close()
+    rng = np.random.default_rng(0)
+
+    def saved(name, states):
+        buf = ReplayBuffer(info.state_shape, 40, 1, "cpu", rng, state_dtype=states.dtype)
+        for state in states:
+            buf.add(state, 0, state, 0.0, 1.0)
+        prefix = str(tmp_path / name)
+        manifest.begin(prefix)
+        manifest.finish(prefix, buf.save(prefix), SimpleNamespace(env="MinAtar/Breakout-v1", command="test"), info, buf)
+        return prefix
+
+    cells = (rng.random((30, *info.state_shape)) < 0.1).astype(np.uint8)
+    good = saved("good", cells)
+    assert run_check("--env", "MinAtar/Breakout-v1", "--buffer", good, "--states", "20") == 0
+    assert "| MinAtar/Breakout-v1 | replicate | 20 |" in capsys.readouterr().out
+    halves = saved("halves", cells * 0.5)
+    state = np.load(f"{good}_state.npy")
+    np.save(f"{good}_state.npy", state[:5])  # cut short: its checksum no longer matches
+    for argv, message in ((["--env", "MinAtar/Freeway-v1", "--buffer", good], "was generated with env MinAtar/Breakout-v1"),
+                          (["--env", "MinAtar/Breakout-v1", "--buffer", good], "is corrupted (its SHA-256"),
+                          (["--env", "MinAtar/Breakout-v1", "--buffer", halves], "not whole numbers in 0-255"),
+                          (["--pad", "100"], "--pad must be between 1 and 9"),
+                          (["--states", str(10**11)], "at most 1e7"),
+                          (["--out", str(tmp_path / "no" / "rows.json")], "not a file in an existing folder")):
+        assert run_check(*argv) == 2
+        captured = capsys.readouterr()
+        assert message in captured.err and captured.err.count("\n") == 1 and not captured.out, captured
