@@ -3,6 +3,7 @@ score, behavior-normalized): the IQM over envs × seeds, the paired differences 
 buffers, rliable's probability of improvement and performance profiles, all over the same envs."""
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Callable
 
 import numpy as np
@@ -92,21 +93,25 @@ def improvement_probabilities(found: Found, normalizer: Normalizer, seed: int = 
             for x, y in contrasts(matrices)}
 
 
-def paired_differences(found: Found, normalizer: Normalizer,
-                       last: int = 1) -> dict[tuple[str, str], tuple[float, float, float, int]]:
+def paired_differences(found: Found, normalizer: Normalizer, last: int = 1,
+                       by_env: bool = False) -> dict[tuple[str, str], tuple[float, float, float, int]]:
     """(X, Y) → the mean over (game, seed) pairs of X − Y on the same buffer, normalized by the game's
-    function (behavior-normalized: the random score cancels), with its 95% t-interval and the number of pairs."""
+    function (behavior-normalized: the random score cancels), with its 95% t-interval and the number of pairs.
+    With ``by_env``: (X, Y) → env → the same over that env's pairs, in raw final scores."""
     games = aggregate_games(found, normalizer, last)
     present = {algo for algo in CURVES if any(found[env].get(algo) for env in games)}
     out = {}
     for x, y in contrasts(present):
-        d = []
+        d = defaultdict(list)
         for env, fn in games.items():
             runs_x, runs_y = found[env].get(x, {}), found[env].get(y, {})
+            scale = np.asarray if by_env else fn
             for s in sorted(set(runs_x) & set(runs_y)):  # the same seed: the same buffer
-                d.append(fn(final_score(runs_x[s], last)) - fn(final_score(runs_y[s], last)))
-        if d:
-            out[(x, y)] = paired_difference(d)
+                d[env].append(float(scale(final_score(runs_x[s], last)) - scale(final_score(runs_y[s], last))))
+        if by_env and d:
+            out[(x, y)] = {env: paired_difference(values) for env, values in d.items() if values}
+        elif sum(d.values(), []):
+            out[(x, y)] = paired_difference(sum(d.values(), []))
     return out
 
 
@@ -129,7 +134,8 @@ def aggregate_groups(found: Found, seed: int = 0, last: int = 1) -> dict[str, di
     for name, (normalizer, *_) in AGGREGATES.items():
         group = {"iqm": normalized_iqm(found, normalizer, seed, last),
                  "poi": improvement_probabilities(found, normalizer, seed, last),
-                 "paired": paired_differences(found, normalizer, last)}
+                 "paired": paired_differences(found, normalizer, last),
+                 "paired_by_env": paired_differences(found, normalizer, last, by_env=True)}
         if group["iqm"] or group["poi"]:
             group["profiles"] = performance_profiles(found, normalizer, seed, last)
             groups[name] = group
@@ -150,6 +156,12 @@ def aggregate_text(title: str, group: dict) -> str:
         lines += ["", "Paired difference X − Y of normalized final scores, runs on the same buffer (mean, 95% t-interval, pairs):"]
         lines += [f"- {label[x]} − {label[y]}: {m:+.3f} " + (f"[{lo:+.3f}, {hi:+.3f}]" if np.isfinite(lo) else "[—]")
                   + f" ({n} pairs)" for (x, y), (m, lo, hi, n) in pairs.items()]
+        by_env = group.get("paired_by_env", {})
+        if by_env and max(len(envs) for envs in by_env.values()) > 1:
+            lines += ["", "The same by env, in raw final scores (mean, 95% t-interval over that env's pairs):"]
+            interval = lambda m, lo, hi, n: f"{m:+.2f} " + (f"[{lo:+.2f}, {hi:+.2f}]" if np.isfinite(lo) else "[—]")
+            lines += [f"- {label[x]} − {label[y]}: " + "; ".join(f"{env} {interval(*v)}" for env, v in envs.items())
+                      for (x, y), envs in by_env.items()]
     if poi:
         lines += ["", "Probability of improvement P(X > Y), averaged over envs (rliable, 95% stratified bootstrap CI):"]
         lines += [f"- P({label[x]} > {label[y]}) = {p:.2f} [{lo:.2f}, {hi:.2f}]" for (x, y), (p, lo, hi, _) in poi.items()]

@@ -59,4 +59,5 @@ def make_report(results_dir: str, out_dir: str, seed: int = 0, last: int = 1) ->
         plot_aggregate({name: group for name, group in groups.items() if group["iqm"]}, paths[-1])
     table_path = atomic_save_text(os.path.join(out_dir, "table.md"), table + "\n")
     return {"figures": paths, "table": table_path, "rows": rows, "markdown": table,
-            **{key: {name: group[key] for name, group in groups.items()} for key in ("iqm", "poi", "paired")}}
+            **{key: {name: group[key] for name, group in groups.items()}
+                 for key in ("iqm", "poi", "paired", "paired_by_env")}}

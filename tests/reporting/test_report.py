@@ -119,3 +119,18 @@ def test_summary_shows_an_env_that_has_only_the_aug_control(tmp_path):
     assert acrobot["vs_BCQ"] == {"BCQaug": pytest.approx(0.5)}
     assert plot_summary(rows, str(tmp_path / "summary.png")) == ["Acrobot-v1", "CartPole-v1"]
     assert (tmp_path / "summary.png").stat().st_size > 5000
+
+
+def test_paired_differences_by_env_in_raw_scores(tmp_path):
+    """Beside the pooled normalized difference, each env's own mean X − Y over its seeds, in raw scores."""
+    results = tmp_path / "results"
+    results.mkdir()
+    write_results(results, "CartPole-v1", [0, 1, 2], [100, 200, 300], [150, 230, 340], [500] * 3, [[10]] * 3)
+    write_results(results, "Acrobot-v1", [0, 1], [-200, -150], [-180, -150], [-80, -80], [[-300]] * 2)
+    report = make_report(str(results), str(tmp_path / "plots"))
+    by_env = report["paired_by_env"]["other"][("SQV", "BCQ")]
+    mean, low, high, n = by_env["CartPole-v1"]  # 50, 30, 40: mean 40, sd 10, t(2) = 4.303
+    assert (mean, n) == (pytest.approx(40.0), 3) and high - mean == pytest.approx(4.303 * 10 / np.sqrt(3), rel=1e-3)
+    assert by_env["Acrobot-v1"][0] == pytest.approx(10.0) and by_env["Acrobot-v1"][3] == 2
+    table = (tmp_path / "plots" / "table.md").read_text()
+    assert "- SQV − BCQ: Acrobot-v1 +10.00 [" in table and "; CartPole-v1 +40.00 [+15.16, +64.84]" in table
