@@ -93,8 +93,7 @@ def improvement_probabilities(found: Found, normalizer: Normalizer, seed: int = 
             for x, y in contrasts(matrices)}
 
 
-def paired_differences(found: Found, normalizer: Normalizer, last: int = 1,
-                       by_env: bool = False) -> dict[tuple[str, str], tuple[float, float, float, int]]:
+def paired_differences(found: Found, normalizer: Normalizer, last: int = 1, by_env: bool = False) -> dict:
     """(X, Y) → the mean over (game, seed) pairs of X − Y on the same buffer, normalized by the game's
     function (behavior-normalized: the random score cancels), with its 95% t-interval and the number of pairs.
     With ``by_env``: (X, Y) → env → the same over that env's pairs, in raw final scores."""
