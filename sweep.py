@@ -26,8 +26,8 @@ import sys
 
 from common.errors import Parser, UserError
 from common.learning.algorithms import BY_NAME
-from common.training.sweep import (Progress, Run, Sweep, expand, finished_runs, load_config, plan, run_ray,
-                                   run_sequential)
+from common.training.sweep import (ConfigError, Progress, Run, Sweep, expand, finished_runs, load_config, plan,
+                                   run_ray, run_sequential)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -66,6 +66,35 @@ def chosen_runs(argv: list[str] | None) -> tuple[argparse.Namespace, dict, list[
     return args, config, expand(config, seeds, algos)
 
 
+def check_runs(runs: list[Run], path: str) -> None:
+    """Each distinct run (seeds aside) parsed and resolved as main.py does before it starts, so a flag value
+    out of range, an unknown env or flags that do not go together are one line now (exit code 2), not a
+    failed run hours later. Only for runs on this machine: a cluster's workers may have what it lacks (a GPU)."""
+    import contextlib
+    import io
+
+    import main
+
+    seen = set()
+    for run in runs:
+        key = tuple("SEED" if run.argv[i - 1:i] == ["--seed"] else a for i, a in enumerate(run.argv))
+        if key in seen:
+            continue
+        seen.add(key)
+        stderr = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(stderr):
+                args = main.parse_args(run.argv)
+            main.resolve(args, args.env)
+        except SystemExit:  # main.py's usage error, already one line
+            message = stderr.getvalue().strip().removeprefix("error: ")
+        except UserError as err:
+            message = str(err)
+        else:
+            continue
+        raise ConfigError(f"error: sweep config {path}: {run.name} would fail: {message}")
+
+
 def print_plan(runs: list[Run], out_dir: str) -> None:
     """Each run, whether it is done, and its command, in order."""
     done_already, _ = finished_runs(runs, out_dir)
@@ -93,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print_plan(runs, out_dir)
         return 0
+    if not args.ray_address:
+        check_runs(runs, args.config)
     done_already, changed, runs = plan(runs, out_dir)
     if changed:
         print(f"[sweep] {len(changed)} finished runs have other arguments now ({', '.join(changed[:3])}"
