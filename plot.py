@@ -86,7 +86,10 @@ def against(args: argparse.Namespace) -> int:
     from common.reporting.compare import compare_markdown
 
     text = compare_markdown(args.results_dir, args.against, args.last)
-    path = atomic_save_text(os.path.join(args.out_dir, "against.md"), text + "\n")
+    try:
+        path = atomic_save_text(os.path.join(args.out_dir, "against.md"), text + "\n")
+    except OSError as err:
+        raise UserError(f"cannot write the comparison to {args.out_dir} ({err.strerror}); choose another --out_dir") from None
     print(f"{text}\n\n{path}")
     return 0
 

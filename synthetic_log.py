@@ -69,6 +69,11 @@ def main(argv=None) -> int:
         parser.error(f"--seed must be a non-negative integer, got {args.seed}")
     if not args.out or os.path.isdir(args.out):
         parser.error(f"{args.out!r} is not a file name; give the .dat file to write")
+    existing = os.path.dirname(os.path.abspath(args.out))
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):  # checked before the log is made
+        parser.error(f"{args.out}: {existing} is a file, not a folder; choose another path")
     log = synthetic_log(args.users, args.items, args.mean_per_user, seed=args.seed)
     try:
         with atomic_open(args.out) as f:

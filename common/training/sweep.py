@@ -236,10 +236,10 @@ def start_ray(resources: dict, address: str | None, num_cpus: int | None) -> Non
         ray.init(num_cpus=num_cpus or os.cpu_count(), log_to_driver=False, include_dashboard=False,
                  runtime_env=runtime_env)
     cpus, total = float(resources.get("num_cpus", 1)), ray.cluster_resources().get("CPU", 0)
-    if cpus > total:  # Ray would wait forever for a worker that big
+    if not address and cpus > total:  # a local Ray would wait forever (a cluster may still scale up)
         ray.shutdown()
         raise ConfigError(f"error: the config asks for {cpus:g} CPUs per run but this Ray has {total:g}; lower "
-                          f"resources.num_cpus{'' if address else ' or raise --num_cpus'}")
+                          "resources.num_cpus or raise --num_cpus")
 
 
 def submit(sweep: Sweep, resources: dict) -> dict:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import sys
 
-from common.learning.algorithms import BY_NAME
+from common.learning.algorithms import ALGORITHMS, BY_NAME
 
 KEYS = ("out_dir", "envs", "seeds", "algos", "flags", "stages", "env_flags", "resources", "last_evals")
-STAGES = ("behavioral", "buffer", "offline")
+STAGES = ("behavioral", "buffer", *dict.fromkeys(a.stage for a in ALGORITHMS))  # offline, sqil
 RESOURCES = ("num_cpus", "num_gpus")
 
 
@@ -44,7 +44,7 @@ def load_config(path: str) -> dict:
         raise ConfigError(f"error: sweep config {path} is not valid YAML ({str(err).splitlines()[0]})")
     message = problem(config)
     if message:
-        raise ConfigError(f"error: sweep config {path}: {message} (see sweep.py --help)")
+        raise ConfigError(f"error: sweep config {path}: {message}{'' if '--help' in message else ' (see sweep.py --help)'}")
     config["out_dir"] = os.path.abspath(config["out_dir"])  # one place for runs, markers and results
     return config
 
@@ -61,13 +61,17 @@ def problem(config) -> str | None:
         return f"unknown key '{unknown[0]}'; the keys are {', '.join(KEYS)}"
     if not isinstance(config["out_dir"], str) or not config["out_dir"]:
         return "out_dir must be a folder's path"
-    for key, kind, check in (("envs", str, bool), ("seeds", int, lambda s: s >= 0), ("algos", str, BY_NAME.get)):
+    from common.training.config import RANGES  # main.py's range of --seed
+
+    seed_range = RANGES["seed"]
+    in_range = lambda s: seed_range.low <= s <= seed_range.high
+    for key, kind, check in (("envs", str, bool), ("seeds", int, in_range), ("algos", str, BY_NAME.get)):
         values = config[key]
         if not isinstance(values, list) or not values:
             return f"{key} must be a non-empty list, e.g. {key}: [{'0, 1' if kind is int else '...'}]"
         bad = [v for v in values if type(v) is not kind or not check(v)]
         if bad:
-            what = {"envs": "an env id", "seeds": "a non-negative integer",
+            what = {"envs": "an env id", "seeds": f"an integer in [0, {seed_range.high:.0f}]",
                     "algos": f"an algorithm ({', '.join(BY_NAME)})"}[key]
             return f"{key}: {bad[0]!r} is not {what}"
         if len(set(values)) < len(values):
@@ -80,6 +84,8 @@ def flags_problem(config: dict) -> str | None:
     from common.training.config import PARAMETERS  # main.py's flags: its switches and its hyperparameters
     from common.training.flags import FLAGS
     known = {flag.name for flag in FLAGS} | set(PARAMETERS)
+    switches = {name for name, (kind, *_) in PARAMETERS.items() if kind is bool}  # --X and --no-X
+    known |= {f"no-{name}" for name in switches}
 
     def mapping_problem(where: str, values) -> str | None:
         if values is None:
@@ -88,7 +94,9 @@ def flags_problem(config: dict) -> str | None:
             return f"{where} must be a mapping of main.py flags to values, e.g. {{eval_episodes: 10}}"
         for name, value in values.items():
             if name not in known:
-                return f"{where}: '{name}' is not a main.py flag (python main.py --help lists them)"
+                return f"{where}: '{name}' is not a main.py flag; python main.py --help lists them"
+            if name in switches and value is False:  # as_flags writes nothing for False: the default would stay
+                return f"{where}: {name}: false would leave the env's default; write no-{name}: true"
             if isinstance(value, (dict, list)):
                 return f"{where}: {name} must be a single value, not {value!r}"
         return None

@@ -207,7 +207,8 @@ def test_synthetic_log_small_catalogues_and_bad_arguments(tmp_path, capsys):
                           ([str(tmp_path / "x.dat"), "--items", str(10**11)], "40 <= --items <= 1e7"),
                           ([str(tmp_path / "x.dat"), "--seed", "-1"], "--seed must be a non-negative integer"),
                           ([str(tmp_path)], "is not a file name"),
-                          ([str(tmp_path / "a_file" / "x.dat"), "--users", "3", "--items", "40"], "cannot write")):
+                          ([str(tmp_path / "a_file" / "x.dat"), "--users", "3", "--items", "40"], "a_file is a file, not a folder"),
+                          (["/proc/no/x.dat", "--users", "3", "--items", "40"], "cannot write")):
         with pytest.raises(SystemExit) as exit_:
             synthetic_log.main(argv)
         err = capsys.readouterr().err

@@ -132,8 +132,10 @@ GRID = "out_dir: x\nenvs: [CartPole-v1]\nseeds: [0]\nalgos: [bcq]\n"
     ("out_dir: x\nenvs: [CartPole-v1]\nseeds: 0\nalgos: [bcq]\n", "seeds must be a non-empty list"),
     ("out_dir: x\nenvs: [CartPole-v1]\nseeds: [0]\nalgos:\n", "algos must be a non-empty list"),
     ("out_dir: x\nenvs: [CartPole-v1]\nseeds: [0, 0]\nalgos: [bcq]\n", "seeds lists 0 twice"),
-    ("out_dir: x\nenvs: [CartPole-v1]\nseeds: [-1]\nalgos: [bcq]\n", "-1 is not a non-negative integer"),
-    ("out_dir: x\nenvs: [CartPole-v1]\nseeds: [0.5]\nalgos: [bcq]\n", "0.5 is not a non-negative integer"),
+    ("out_dir: x\nenvs: [CartPole-v1]\nseeds: [-1]\nalgos: [bcq]\n", "-1 is not an integer in [0, 4294966295]"),
+    ("out_dir: x\nenvs: [CartPole-v1]\nseeds: [0.5]\nalgos: [bcq]\n", "0.5 is not an integer in [0, 4294966295]"),
+    ("out_dir: x\nenvs: [CartPole-v1]\nseeds: [0, 4294967295]\nalgos: [bcq]\n", "4294967295 is not an integer in"),
+    (GRID + "flags: {polyak_target_update: false}\n", "write no-polyak_target_update: true"),
     ("out_dir:\nenvs: [CartPole-v1]\nseeds: [0]\nalgos: [bcq]\n", "out_dir must be a folder's path"),
     (GRID + "colour: red\n", "unknown key 'colour'"),
     (GRID + "stages: {bufer: {max_timesteps: 5}}\n", "'bufer' is not a stage"),
@@ -154,6 +156,16 @@ def test_configs_of_the_wrong_shape_are_one_line_errors_before_anything_runs(tmp
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and message in err and err.count("\n") == 1, err
     assert not (tmp_path / "x").exists() and not (tmp_path / "out").exists()
+
+
+def test_sqil_s_stage_and_no_switches_are_config_keys(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sweep.yaml").write_text(GRID.replace("[bcq]", "[bcq, sqil]")
+                                         + "stages: {sqil: {max_timesteps: 100}}\nflags: {no-polyak_target_update: true}\n")
+    assert sweep.main([str(tmp_path / "sweep.yaml"), "--dry_run"]) == 0
+    plan = capsys.readouterr().out.splitlines()
+    sqil = next(line for line in plan if line.startswith("sqil__"))
+    assert "--sqil" in sqil and "--max_timesteps 100" in sqil and "--no-polyak_target_update" in sqil
 
 
 @pytest.mark.parametrize("text, message", [

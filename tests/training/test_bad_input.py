@@ -236,6 +236,8 @@ PLOT_BAD = [
         "step,mean_return\n2,1.0\n2,3.0\n"), [], "SQV_CartPole-v1_0_eval.csv: its steps do not increase"),
     ("out_dir unwritable", lambda results: None, ["--out_dir", "/proc/no_plots_here"],
      "cannot write the report to /proc/no_plots_here"),
+    ("against, out_dir unwritable", lambda results: shutil.copytree(results, results.parent / "other"),
+     ["--against", "{root}/other", "--out_dir", "/proc/no_plots_here"], "cannot write the comparison to /proc/no_plots_here"),
     ("against itself", lambda results: None, ["--against", "{root}/results"],
      "--against {root}/results is --results_dir itself"),
 ]
