@@ -147,8 +147,13 @@ GRID = "out_dir: x\nenvs: [CartPole-v1]\nseeds: [0]\nalgos: [bcq]\n"
     (GRID + "resources: {num_cpus: 0}\n", "resources.num_cpus must be positive"),
     (GRID + "last_evals: 0\n", "last_evals must be a positive integer"),
     (GRID + "last_evals: zero\n", "last_evals must be a positive integer"),
+    # values and env ids: each distinct run is parsed and resolved as main.py would, before the first starts
+    (GRID.replace("[CartPole-v1]", "[CartPole-v1, NoSuchEnv-v0]"), "behavioral__NoSuchEnv-v0__0 would fail: unknown env id"),
+    (GRID + "flags: {eval_episodes: abc}\n", "behavioral__CartPole-v1__0 would fail: argument --eval_episodes: invalid int"),
+    (GRID + "stages: {offline: {BCQ_threshold: 1.5}}\n", "bcq__CartPole-v1__0 would fail: --BCQ_threshold must lie in"),
+    (GRID + "flags: {lmbda: 0.5}\n", "would fail: --lmbda does not apply to CartPole-v1"),
 ])
-def test_configs_of_the_wrong_shape_are_one_line_errors_before_anything_runs(tmp_path, monkeypatch, capsys, text, message):
+def test_bad_configs_and_runs_that_would_fail_are_one_line_errors_before_anything_runs(tmp_path, monkeypatch, capsys, text, message):
     monkeypatch.chdir(tmp_path)  # out_dir x is tmp_path/x
     (tmp_path / "sweep.yaml").write_text(text)
     with pytest.raises(SystemExit) as exit_:
@@ -166,23 +171,6 @@ def test_sqil_s_stage_and_no_switches_are_config_keys(tmp_path, monkeypatch, cap
     plan = capsys.readouterr().out.splitlines()
     sqil = next(line for line in plan if line.startswith("sqil__"))
     assert "--sqil" in sqil and "--max_timesteps 100" in sqil and "--no-polyak_target_update" in sqil
-
-
-@pytest.mark.parametrize("text, message", [
-    (GRID.replace("[CartPole-v1]", "[CartPole-v1, NoSuchEnv-v0]"), "behavioral__NoSuchEnv-v0__0 would fail: unknown env id"),
-    (GRID + "flags: {eval_episodes: abc}\n", "behavioral__CartPole-v1__0 would fail: argument --eval_episodes: invalid int"),
-    (GRID + "stages: {offline: {BCQ_threshold: 1.5}}\n", "bcq__CartPole-v1__0 would fail: --BCQ_threshold must lie in"),
-    (GRID + "flags: {lmbda: 0.5}\n", "would fail: --lmbda does not apply to CartPole-v1"),
-])
-def test_runs_that_would_fail_are_one_line_errors_before_anything_runs(tmp_path, monkeypatch, capsys, text, message):
-    """Values and env ids: each distinct run is parsed and resolved as main.py would, before the first starts."""
-    monkeypatch.chdir(tmp_path)  # out_dir x is tmp_path/x
-    (tmp_path / "sweep.yaml").write_text(text)
-    with pytest.raises(SystemExit) as exit_:
-        sweep.main([str(tmp_path / "sweep.yaml"), "--no_ray"])
-    err = capsys.readouterr().err
-    assert exit_.value.code == 2 and message in err and err.count("\n") == 1, err
-    assert not (tmp_path / "x").exists()
 
 
 def test_a_run_bigger_than_the_local_ray_is_an_error_not_a_wait(tmp_path, capsys):
