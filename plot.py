@@ -32,6 +32,7 @@ import os
 import sys
 
 from common.errors import Parser, UserError
+from common.io import existing_ancestor
 from common.reporting.report import make_report
 
 
@@ -55,9 +56,7 @@ def problem(args: argparse.Namespace) -> str | None:
             return f"no results directory {where}; run python main.py --pipeline first"
     if args.against is not None and os.path.samefile(args.results_dir, args.against):
         return f"--against {args.against} is --results_dir itself; give the other run's results folder"
-    existing = os.path.abspath(args.out_dir)
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
+    existing = existing_ancestor(os.path.abspath(args.out_dir))
     if not os.path.isdir(existing):
         return f"--out_dir {args.out_dir}: {existing} is a file, not a folder; choose another --out_dir"
     return None

@@ -18,7 +18,7 @@ import sys
 import numpy as np
 
 from common.errors import Parser
-from common.io import atomic_open
+from common.io import atomic_open, existing_ancestor
 
 
 def synthetic_log(users: int = 6040, items: int = 3706, mean_per_user: float = 165.6, genres: int = 18,
@@ -69,9 +69,7 @@ def main(argv=None) -> int:
         parser.error(f"--seed must be a non-negative integer, got {args.seed}")
     if not args.out or os.path.isdir(args.out):
         parser.error(f"{args.out!r} is not a file name; give the .dat file to write")
-    existing = os.path.dirname(os.path.abspath(args.out))
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
+    existing = existing_ancestor(os.path.dirname(os.path.abspath(args.out)))
     if not os.path.isdir(existing):  # checked before the log is made
         parser.error(f"{args.out}: {existing} is a file, not a folder; choose another path")
     log = synthetic_log(args.users, args.items, args.mean_per_user, seed=args.seed)

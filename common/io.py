@@ -18,6 +18,14 @@ import torch
 from common.errors import UserError
 
 
+def existing_ancestor(path: str) -> str:
+    """``path`` itself or its nearest ancestor that exists (where a folder would be created; "." ends a
+    relative path): what decides whether the path can be written."""
+    while not os.path.exists(path):
+        path = os.path.dirname(path) or "."
+    return path
+
+
 @contextmanager
 def atomic_open(path: str) -> Iterator[Any]:
     """Open a temporary file next to ``path`` for binary writing; rename it onto ``path`` on success."""

@@ -19,7 +19,7 @@ import numpy as np
 from common.data.buffers import FrameStackBuffer, ReplayBuffer
 from common.data.stored import Saved
 from common.errors import UserError
-from common.io import atomic_save_json, sha256
+from common.io import atomic_save_json, existing_ancestor, sha256
 
 Buffer = ReplayBuffer | FrameStackBuffer
 
@@ -43,9 +43,7 @@ def describe(space) -> dict:
 
 def check_free_space(directory: str, nbytes: int, what: str) -> None:
     """Fail before the work starts when ``nbytes`` will not fit on the disk holding ``directory``."""
-    existing = directory
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing) or "."
+    existing = existing_ancestor(directory)
     free = shutil.disk_usage(existing).free
     if nbytes > free:
         raise UserError(f"{what} needs about {nbytes / 1e9:.2f} GB but {existing} has {free / 1e9:.2f} GB free; "

@@ -3,7 +3,6 @@ score, behavior-normalized): the IQM over envs × seeds, the paired differences 
 buffers, rliable's probability of improvement and performance profiles, all over the same envs."""
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Callable
 
 import numpy as np
@@ -93,25 +92,24 @@ def improvement_probabilities(found: Found, normalizer: Normalizer, seed: int = 
             for x, y in contrasts(matrices)}
 
 
-def paired_differences(found: Found, normalizer: Normalizer, last: int = 1, by_env: bool = False) -> dict:
+def paired_differences(found: Found, normalizer: Normalizer, last: int = 1) -> tuple[dict, dict]:
     """(X, Y) → the mean over (game, seed) pairs of X − Y on the same buffer, normalized by the game's
-    function (behavior-normalized: the random score cancels), with its 95% t-interval and the number of pairs.
-    With ``by_env``: (X, Y) → env → the same over that env's pairs, in raw final scores."""
+    function (behavior-normalized: the random score cancels), with its 95% t-interval and the number of pairs;
+    and (X, Y) → env → the same over that env's pairs, in raw final scores."""
     games = aggregate_games(found, normalizer, last)
     present = {algo for algo in CURVES if any(found[env].get(algo) for env in games)}
-    out = {}
+    pooled, by_env = {}, {}
     for x, y in contrasts(present):
-        d = defaultdict(list)
-        for env, fn in games.items():
+        finals = {}  # env → [(X's final score, Y's)] of the seeds both ran: the same seed, the same buffer
+        for env in games:
             runs_x, runs_y = found[env].get(x, {}), found[env].get(y, {})
-            scale = np.asarray if by_env else fn
-            for s in sorted(set(runs_x) & set(runs_y)):  # the same seed: the same buffer
-                d[env].append(float(scale(final_score(runs_x[s], last)) - scale(final_score(runs_y[s], last))))
-        if by_env and d:
-            out[(x, y)] = {env: paired_difference(values) for env, values in d.items() if values}
-        elif sum(d.values(), []):
-            out[(x, y)] = paired_difference(sum(d.values(), []))
-    return out
+            if seeds := sorted(set(runs_x) & set(runs_y)):
+                finals[env] = [(final_score(runs_x[s], last), final_score(runs_y[s], last)) for s in seeds]
+        if finals:
+            pooled[(x, y)] = paired_difference([games[env](a) - games[env](b)
+                                                for env, pairs in finals.items() for a, b in pairs])
+            by_env[(x, y)] = {env: paired_difference([a - b for a, b in pairs]) for env, pairs in finals.items()}
+    return pooled, by_env
 
 
 def performance_profiles(found: Found, normalizer: Normalizer, seed: int = 0, last: int = 1, points: int = 41):
@@ -127,14 +125,15 @@ def performance_profiles(found: Found, normalizer: Normalizer, seed: int = 0, la
 
 
 def aggregate_groups(found: Found, seed: int = 0, last: int = 1) -> dict[str, dict]:
-    """Group name → its IQMs (``iqm``), probabilities of improvement (``poi``), paired differences
-    (``paired``) and performance profiles (``profiles``), for the groups that have an IQM or a P(X > Y)."""
+    """Group name → its IQMs (``iqm``), probabilities of improvement (``poi``), paired differences pooled
+    (``paired``) and by env (``paired_by_env``) and performance profiles (``profiles``), for the groups that
+    have an IQM or a P(X > Y)."""
     groups = {}
     for name, (normalizer, *_) in AGGREGATES.items():
+        pooled, by_env = paired_differences(found, normalizer, last)
         group = {"iqm": normalized_iqm(found, normalizer, seed, last),
                  "poi": improvement_probabilities(found, normalizer, seed, last),
-                 "paired": paired_differences(found, normalizer, last),
-                 "paired_by_env": paired_differences(found, normalizer, last, by_env=True)}
+                 "paired": pooled, "paired_by_env": by_env}
         if group["iqm"] or group["poi"]:
             group["profiles"] = performance_profiles(found, normalizer, seed, last)
             groups[name] = group

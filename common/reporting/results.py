@@ -71,10 +71,10 @@ def collect(results_dir: str) -> Found:
         what = ("a 1-D array of episode returns" if episodes or match[1] == "buffer_returns"
                 else "a non-empty 1-D array of evaluation returns")
         values = load_checked(os.path.join(results_dir, name), what)
-        log = os.path.join(results_dir, f"{name[:-len('.npy')]}_eval.csv")
-        if match and os.path.exists(log):
-            read_steps(log)  # checked before a figure is drawn
         if match:
+            log = os.path.join(results_dir, f"{name[:-len('.npy')]}_eval.csv")
+            if os.path.exists(log):
+                read_steps(log)  # checked before a figure is drawn (`eval_steps` reads it again then)
             found[match[2]][match[1]][int(match[3])] = values
     return found
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, make_dataclass
 
 from common.envs.make import ATARI, ATARI_EPISODE_STEPS, IMAGE, EnvOptions, action_space_of, env_kind
 from common.errors import UserError
+from common.io import existing_ancestor
 from common.training.flags import FLAGS, REC_DEFAULTS
 from common.training.runtime import get_device, setting_name
 
@@ -251,9 +252,7 @@ def check(cfg: Config) -> None:
 
 def check_writable(out_dir: str) -> None:
     """A clear error, before any work, when ``out_dir`` cannot be created or written (leaves nothing behind)."""
-    existing = os.path.abspath(out_dir)
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
+    existing = existing_ancestor(os.path.abspath(out_dir))
     if not os.path.isdir(existing):
         raise UserError(f"--out_dir {out_dir}: {existing} is a file, not a folder; choose another --out_dir")
     try:
